@@ -1,0 +1,16 @@
+"""Console entry point: `vidistill --help`."""
+
+from vidistill.commands import (  # noqa: F401  (each module registers its commands on `main`)
+    data,
+    evaluate,
+    generate,
+    report,
+    select,
+    synthesize,
+)
+from vidistill.commands.app import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""CLI sub-commands; each module adds its commands to :data:`vidistill.commands.app.main`."""

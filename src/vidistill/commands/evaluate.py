@@ -1,0 +1,1 @@
+"""`vidistill evaluate` — not built yet (see the issues)."""

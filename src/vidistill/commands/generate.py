@@ -1,0 +1,1 @@
+"""`vidistill generate` — not built yet (see the issues)."""

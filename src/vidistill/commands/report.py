@@ -1,0 +1,1 @@
+"""`vidistill report` — not built yet (see the issues)."""

@@ -1,0 +1,1 @@
+"""`vidistill select` — not built yet (see the issues)."""

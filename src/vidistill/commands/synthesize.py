@@ -1,0 +1,1 @@
+"""`vidistill synthesize` — not built yet (see the issues)."""

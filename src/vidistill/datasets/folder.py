@@ -1,0 +1,83 @@
+"""folder: users' own videos, as ``root/{train,test}/<class>/*.ext`` or a CSV ``path,label,split``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidistill.clipstore import ClipSpec
+from vidistill.datasets.base import Dataset, VideoItem
+from vidistill.registry import register
+from vidistill.video import decode_clip
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
+
+
+class FolderDataset(Dataset):
+    """Class names are sorted folder names (or sorted CSV labels), so label indices are stable."""
+
+    name = "folder"
+
+    def __init__(self, root: str | Path, csv_file: str | Path | None = None):
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"folder dataset root {self.root} does not exist")
+        self.csv_file = Path(csv_file) if csv_file else None
+        if self.csv_file is None and (self.root / "videos.csv").is_file():
+            self.csv_file = self.root / "videos.csv"
+        self._items = self._from_csv() if self.csv_file else self._from_tree()
+        if not self._items:
+            raise FileNotFoundError(
+                f"no videos found under {self.root}: expected root/{{train,test}}/<class>/*"
+                f"{{{','.join(VIDEO_EXTENSIONS)}}} or a CSV with columns path,label,split"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        return {"dataset": self.name, "root": str(self.root), "csv": str(self.csv_file or "")}
+
+    def _from_tree(self) -> list[VideoItem]:
+        splits = [d for d in ("train", "test", "val") if (self.root / d).is_dir()]
+        if not splits:
+            raise FileNotFoundError(f"{self.root}: no train/ or test/ folder (and no videos.csv)")
+        rows = []
+        for split in splits:
+            for cls_dir in sorted(p for p in (self.root / split).iterdir() if p.is_dir()):
+                for f in sorted(cls_dir.iterdir()):
+                    if f.suffix.lower() in VIDEO_EXTENSIONS:
+                        rows.append((str(f.relative_to(self.root)), cls_dir.name, split))
+        return self._build(rows)
+
+    def _from_csv(self) -> list[VideoItem]:
+        path = self.csv_file if self.csv_file.is_absolute() else self.root / self.csv_file
+        rows = []
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"path", "label", "split"} - set(reader.fieldnames or [])
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {sorted(missing)}; need path,label,split")
+            for line, row in enumerate(reader, start=2):
+                target = (self.root / row["path"]).resolve()
+                if not target.is_relative_to(self.root):
+                    raise ValueError(
+                        f"{path}:{line}: path {row['path']!r} escapes the dataset root {self.root}; "
+                        "use paths relative to the root"
+                    )
+                rows.append((str(target.relative_to(self.root)), row["label"], row["split"]))
+        return self._build(rows)
+
+    def _build(self, rows: list[tuple[str, str, str]]) -> list[VideoItem]:
+        self.class_names = sorted({label for _, label, _ in rows})
+        index = {c: i for i, c in enumerate(self.class_names)}
+        return [VideoItem(p, index[c], c, s) for p, c, s in rows]
+
+    def items(self) -> list[VideoItem]:
+        return list(self._items)
+
+    def load(self, item: VideoItem, spec: ClipSpec) -> np.ndarray:
+        return decode_clip(self.root / item.source, spec)
+
+
+register("dataset", "folder")(FolderDataset)

@@ -1,0 +1,68 @@
+"""ConvNet3D: the evaluator network of VDSD (Wang et al., CVPR'24), which IDTD also uses.
+
+Exactly DESIGN §4: three blocks Conv3d k=(3,7,7) pad (1,3,3) stride (1,2,2) with
+channels 3→64→128→128, ReLU, no normalisation; MaxPool (1,2,2) after block 0 and
+MaxPool 2 after blocks 1 and 2; AvgPool (2,2,2) stride 1, or (2,1,1) when the input is
+≤ 64 px (the final map is then 1×1); Dropout 0.5; a 1×1×1 conv to the classes; max over
+time. ``width`` scales the channels — only the stated ``toy-quick`` preset uses < 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from vidistill.registry import register
+
+
+def _out_sizes(frames: int, size: int) -> tuple[int, int]:
+    """(time, space) extent after the three blocks, before the AvgPool."""
+    t, s = frames, size
+    s = math.ceil(s / 2) // 2          # block 0 conv + MaxPool (1,2,2)
+    s = math.ceil(s / 2)               # block 1 conv
+    t, s = t // 2, s // 2              # MaxPool 2
+    s = math.ceil(s / 2)               # block 2 conv
+    t, s = t // 2, s // 2              # MaxPool 2
+    return t, s
+
+
+@register("net", "convnet3d")
+class ConvNet3D(nn.Module):
+    def __init__(self, num_classes: int, frames: int = 8, size: int = 64, width: float = 1.0,
+                 dropout: float = 0.5):
+        super().__init__()
+        t, s = _out_sizes(frames, size)
+        pool_hw = 1 if size <= 64 else 2
+        if t < 2 or s < pool_hw:
+            raise ValueError(
+                f"ConvNet3D needs clips of at least 8 frames × 48 px (and ≥ 80 px for the 2×2 "
+                f"final pool above 64 px); got {frames} frames × {size} px"
+            )
+        c1, c2 = max(1, round(64 * width)), max(1, round(128 * width))
+        chans = (3, c1, c2, c2)
+        blocks = []
+        pools = (nn.MaxPool3d((1, 2, 2)), nn.MaxPool3d(2), nn.MaxPool3d(2))
+        for i in range(3):
+            blocks += [
+                nn.Conv3d(chans[i], chans[i + 1], (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3)),
+                nn.ReLU(inplace=True),
+                pools[i],
+            ]
+        self.body = nn.Sequential(*blocks)
+        self.pool = nn.AvgPool3d((2, pool_hw, pool_hw), stride=1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Conv3d(c2, num_classes, 1)
+        self.feature_dim = c2
+
+    def _maps(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.body(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(B, C)``: the pooled map averaged over time and space."""
+        return self._maps(x).mean(dim=(2, 3, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.classifier(self.dropout(self._maps(x)))  # (B, classes, t, h, w)
+        return logits.flatten(3).mean(3).amax(2)  # spatial map is 1×1 (or averaged), max over time

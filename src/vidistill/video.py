@@ -1,0 +1,109 @@
+"""Decode one fixed clip from a video file with PyAV, and write videos (for tests and GIFs).
+
+Sampling policy (stated, deterministic): the clip spans ``frames * stride`` source
+frames centred in the video; shorter videos follow ``spec.short_policy``. Frames are
+resized so the short side equals ``spec.size`` (swscale, bilinear) and centre-cropped.
+Only the kept frames are converted to RGB, and decoding stops after the last kept
+frame, so cutting a clip costs less than decoding the whole file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidistill.clipstore import ClipSpec
+from vidistill.datasets.base import VideoError
+
+
+def clip_indices(num_frames: int, spec: ClipSpec) -> np.ndarray:
+    """Source-frame indices of the centred clip; short videos loop or pad."""
+    if num_frames <= 0:
+        raise VideoError("video has no frames")
+    span = spec.frames * spec.stride
+    start = max((num_frames - span) // 2, 0)
+    idx = start + np.arange(spec.frames) * spec.stride
+    if span > num_frames:
+        idx = idx % num_frames if spec.short_policy == "loop" else np.minimum(idx, num_frames - 1)
+    return idx
+
+
+def _count_frames(path: Path) -> int:
+    """Frame count from demuxed packets (no decoding), for containers that don't store it."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for p in container.demux(stream) if p.size > 0)
+
+
+def _resize_crop(frame: av.VideoFrame, size: int) -> np.ndarray:
+    w, h = frame.width, frame.height
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    rgb = frame.reformat(width=nw, height=nh, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return rgb[top : top + size, left : left + size]
+
+
+def decode_clip(path: str | Path, spec: ClipSpec) -> np.ndarray:
+    """uint8 ``(T, S, S, 3)`` clip of ``path``; raises :class:`VideoError` on unreadable input."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"missing file {path}")
+    if path.stat().st_size == 0:
+        raise VideoError("empty file (0 bytes)")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError("no video stream")
+            stream = container.streams.video[0]
+            n = stream.frames or _count_frames(path)
+            wanted = clip_indices(n, spec)
+            need = {int(i): [] for i in wanted}
+            for pos, src in enumerate(wanted):
+                need[int(src)].append(pos)
+            out = np.empty(spec.shape, np.uint8)
+            last = int(wanted.max())
+            got = set()
+            for i, frame in enumerate(container.decode(stream)):
+                if i in need:
+                    rgb = _resize_crop(frame, spec.size)
+                    for pos in need[i]:
+                        out[pos] = rgb
+                    got.add(i)
+                if i >= last:
+                    break
+    except VideoError:
+        raise
+    except (av.FFmpegError, ValueError, IndexError, OSError) as err:
+        raise VideoError(f"decode failed: {type(err).__name__}: {err}") from err
+    if len(got) < len(need):
+        # The header promised more frames than decoded (truncated file): re-plan on what exists.
+        if not got:
+            raise VideoError("no decodable frames")
+        raise VideoError(f"truncated: header says {n} frames, decoded only up to {max(got) + 1}")
+    return out
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str | None = None) -> Path:
+    """Write uint8 ``(T,H,W,3)`` frames; codec from the extension (mp4→h264, avi→mpeg4, webm→vp9)."""
+    path = Path(path)
+    codec = codec or {".mp4": "libx264", ".avi": "mpeg4", ".webm": "libvpx-vp9", ".mkv": "libx264"}[
+        path.suffix.lower()
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "12", "preset": "veryfast"}
+        elif codec == "mpeg4":
+            stream.bit_rate = 4_000_000
+        for arr in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
