@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(fh)`` on a temp file next to ``path`` and rename it into place."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], durable: bool = True) -> Path:
+    """Call ``write(fh)`` on a temp file next to ``path`` and rename it into place.
+
+    The rename alone makes the write atomic against a killed process; ``durable``
+    adds an fsync so it also survives power loss (skipped for cheap resumable parts).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -23,7 +27,8 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -31,13 +36,13 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    return write_atomic(path, lambda fh: fh.write(data))
+def write_bytes_atomic(path: str | Path, data: bytes, durable: bool = True) -> Path:
+    return write_atomic(path, lambda fh: fh.write(data), durable)
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
+def write_json_atomic(path: str | Path, obj: Any, durable: bool = True) -> Path:
     text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
-    return write_bytes_atomic(path, text.encode())
+    return write_bytes_atomic(path, text.encode(), durable)
 
 
 def save_safetensors_atomic(path: str | Path, tensors: dict, metadata: dict | None = None) -> Path:

@@ -46,19 +46,29 @@ def _skip_path(parts: Path, i: int) -> Path:
     return parts / f"{i:08d}.skip.json"
 
 
-def _work(args: tuple[Dataset, VideoItem, ClipSpec, str, int]) -> tuple[int, str | None]:
-    dataset, item, spec, parts, i = args
+_WORKER_DATASET: Dataset | None = None
+
+
+def _init_worker(dataset: Dataset) -> None:
+    """Ship the adapter to each worker once, not with every job."""
+    global _WORKER_DATASET
+    _WORKER_DATASET = dataset
+
+
+def _work(args: tuple[VideoItem, ClipSpec, str, int]) -> tuple[int, str | None]:
+    item, spec, parts, i = args
+    dataset = _WORKER_DATASET
     parts_dir = Path(parts)
     try:
         clip = dataset.load(item, spec)
         if clip.shape != spec.shape or clip.dtype != np.uint8:
             raise VideoError(f"adapter returned {clip.shape} {clip.dtype}, expected {spec.shape} uint8")
     except VideoError as err:
-        write_json_atomic(_skip_path(parts_dir, i), {"source": item.source, "reason": str(err)})
+        write_json_atomic(_skip_path(parts_dir, i), {"source": item.source, "reason": str(err)}, durable=False)
         return i, str(err)
     buf = io.BytesIO()
     np.save(buf, clip)
-    write_bytes_atomic(_part_path(parts_dir, i), buf.getvalue())
+    write_bytes_atomic(_part_path(parts_dir, i), buf.getvalue(), durable=False)
     return i, None
 
 
@@ -92,7 +102,8 @@ def prepare(
     todo = [i for i in range(len(items)) if not (_part_path(parts, i).exists() or _skip_path(parts, i).exists())]
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     start = time.perf_counter()
-    jobs = ((dataset, items[i], spec, str(parts), i) for i in todo)
+    jobs = ((items[i], spec, str(parts), i) for i in todo)
+    _init_worker(dataset)
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"prepare {dataset.name}",
                unit="clip", disable=not progress)
     if workers == 1 or len(todo) <= 1:
@@ -100,7 +111,7 @@ def prepare(
             _work(job)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(dataset,)) as pool:
             for _ in pool.map(_work, jobs, chunksize=max(1, min(16, len(todo) // (4 * workers)))):
                 bar.update()
     bar.close()

@@ -22,6 +22,8 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     "embedder": ("vidistill.embed",),
     "selector": ("vidistill.select",),
     "synthesizer": ("vidistill.synthesize",),
+    # training augmentations for the evaluator: ``(videos (B,3,T,H,W), generator) -> videos``
+    "augment": ("vidistill.evaluate", "vidistill.synthesize"),
 }
 
 

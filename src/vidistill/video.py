@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from vidistill.clipstore import ClipSpec
-from vidistill.datasets.base import VideoError
+from vidistill.errors import VideoError
 
 
 def clip_indices(num_frames: int, spec: ClipSpec) -> np.ndarray:

@@ -1,1 +1,116 @@
-"""`vidistill select` — not built yet (see the issues)."""
+"""`vidistill embed` and `vidistill select`: embed a pool's clips, then pick VPC per class."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from vidistill import registry
+from vidistill.commands.app import main
+
+
+def _parse_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """``-o key=value`` pairs; values parsed as JSON when they can be (numbers, null...)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE (e.g. -o threshold=0.3)")
+        key, value = item.split("=", 1)
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+def _split(value: str) -> str | None:
+    return None if value == "all" else value
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--embedder", required=True, help=f"One of: {', '.join(registry.names('embedder'))}.")
+@click.option(
+    "--weights",
+    type=click.Path(exists=True),
+    help="Local weights (videomae: a save_pretrained directory; classifier: net safetensors).",
+)
+@click.option(
+    "--split", default="train", show_default=True, help="Clips to embed ('all' = every clip)."
+)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="classifier: training seed.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Embedder option, e.g. -o recipe=toy-quick -o epochs=20 (classifier).",
+)
+def embed(store, embedder, weights, split, batch_size, seed, device, options):
+    """One vector per clip of STORE → STORE/embeddings/<embedder>.safetensors."""
+    from vidistill.embed import embed_store
+
+    embed_store(
+        store,
+        embedder,
+        weights=weights,
+        split=_split(split),
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        **_parse_options(options),
+    )
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--method", required=True, help=f"One of: {', '.join(registry.names('selector'))}.")
+@click.option("--vpc", type=int, required=True, help="Videos per class to select.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="Selection JSON to write."
+)
+@click.option("--embedder", default=None, help="Embeddings to select on (from `vidistill embed`).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--split", default="train", show_default=True, help="Pool split ('all' = every clip)."
+)
+@click.option(
+    "--memory-budget-mb",
+    type=int,
+    default=1024,
+    show_default=True,
+    help="Above this, embeddings are streamed in blocks (IncrementalPCA, Birch.partial_fit).",
+)
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Method option, e.g. -o threshold=0.5 -o pca_dim=16 (tac-dt).",
+)
+def select(store, method, vpc, out, embedder, seed, split, memory_budget_mb, options):
+    """Pick VPC clips per class of STORE's pool with a registered METHOD → JSON for `evaluate`."""
+    from vidistill.select import select_store
+
+    doc = select_store(
+        store,
+        method,
+        vpc,
+        seed=seed,
+        embedder=embedder,
+        split=_split(split),
+        memory_budget_mb=memory_budget_mb,
+        out=out,
+        **_parse_options(options),
+    )
+    n = sum(len(v) for v in doc["indices"].values())
+    click.echo(
+        f"{method}: {n} clips ({vpc} per class × {len(doc['indices'])}) "
+        f"in {doc['seconds']:.2f}s → {out}"
+    )

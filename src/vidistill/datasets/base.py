@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 
 from vidistill.clipstore import ClipSpec
+from vidistill.errors import VideoError
 
-
-class VideoError(Exception):
-    """A video could not be read (corrupt, empty, not a video). The file is skipped and recorded."""
+__all__ = ["Dataset", "VideoError", "VideoItem"]
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from vidistill import registry
-from vidistill.nets import convnet3d  # noqa: F401  (registration)
+from vidistill.nets import c3d, convgru, convnet3d  # noqa: F401  (registration)
 
 
 def create_net(name: str, num_classes: int, frames: int, size: int, **kwargs) -> nn.Module:

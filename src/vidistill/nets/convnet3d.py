@@ -5,6 +5,11 @@ channels 3→64→128→128, ReLU, no normalisation; MaxPool (1,2,2) after block
 MaxPool 2 after blocks 1 and 2; AvgPool (2,2,2) stride 1, or (2,1,1) when the input is
 ≤ 64 px (the final map is then 1×1); Dropout 0.5; a 1×1×1 conv to the classes; max over
 time. ``width`` scales the channels — only the stated ``toy-quick`` preset uses < 1.
+
+Stated generalisation (identical at the benchmark sizes 8×64² and 16×112²): the AvgPool's
+spatial kernel is 2 when the final map is ≥ 2 px and 1 when it is 1 px. VDSD switches on
+"≤ 64 px" instead, which fails for 65–106 px inputs (their final map is 1 px). Minimum
+clip: 8 frames × 43 px (``MIN_FRAMES``, ``MIN_SIZE``).
 """
 
 from __future__ import annotations
@@ -28,18 +33,22 @@ def _out_sizes(frames: int, size: int) -> tuple[int, int]:
     return t, s
 
 
+MIN_FRAMES = next(t for t in range(1, 64) if _out_sizes(t, 512)[0] >= 2)
+MIN_SIZE = next(px for px in range(1, 512) if _out_sizes(64, px)[1] >= 1)
+
+
 @register("net", "convnet3d")
 class ConvNet3D(nn.Module):
     def __init__(self, num_classes: int, frames: int = 8, size: int = 64, width: float = 1.0,
                  dropout: float = 0.5):
         super().__init__()
         t, s = _out_sizes(frames, size)
-        pool_hw = 1 if size <= 64 else 2
-        if t < 2 or s < pool_hw:
+        if t < 2 or s < 1:
             raise ValueError(
-                f"ConvNet3D needs clips of at least 8 frames × 48 px (and ≥ 80 px for the 2×2 "
-                f"final pool above 64 px); got {frames} frames × {size} px"
+                f"ConvNet3D needs clips of at least {MIN_FRAMES} frames × {MIN_SIZE} px (three "
+                f"stride-2 convs and pools); got {frames} frames × {size} px"
             )
+        pool_hw = 2 if s >= 2 else 1  # = VDSD's (2,1,1) at ≤ 64 px and (2,2,2) at 112 px
         c1, c2 = max(1, round(64 * width)), max(1, round(128 * width))
         chans = (3, c1, c2, c2)
         blocks = []

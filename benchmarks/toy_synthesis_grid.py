@@ -1,0 +1,271 @@
+"""Toy grid for the synthesizers: DM vs IDTD vs VDSD vs Random vs Herding at VPC 1 and 5,
+and IDTD's Table 3 / Table 4 ablations at VPC 1. Writes results JSON + Markdown.
+
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/toy_synthesis_grid.py --iterations 60
+
+Protocol (stated, the same for every row): the default toy store (10 motion classes,
+40 train / 20 test per class, 8×64²); every training set is evaluated with
+``Recipe.preset("toy-quick")`` (half-width ConvNet3D, 40 epochs, VDSD's SGD recipe, no
+augmentation, final epoch, centred test clip), ``--runs`` fresh nets (seeds 0..runs-1),
+mean ± std (population). Each synthetic set is distilled ONCE (synthesis seed 0) and the
+runs vary the evaluator net, as in the DD literature; Random draws a fresh subset per
+run. Synthesis runs in a subprocess (``vidistill synthesize``) so its wall time and peak
+RSS are its own. All synthesizers get the same ``--iterations``, matching-net width and
+real batch. The IDTD row "idtd +τ" is the paper's evaluation (its stochastic temporal
+augmentation on at training time, §4.3) and is labelled as such; every other row has no
+augmentation. Herding uses the ``classifier`` embedder (a toy-quick net trained on the
+real training split); ``--embeddings-from STORE`` reuses that file from an identical
+store (same clips byte for byte) instead of retraining it.
+
+Re-running skips rows already in the results JSON (keyed by row name and VPC), so an
+interrupted grid resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vidistill.atomic import write_bytes_atomic, write_json_atomic
+from vidistill.clipstore import ClipSpec, ClipStore
+
+ROOT = Path(__file__).resolve().parent
+
+ABLATIONS_T3 = [
+    ("t3-a", "IDTD T3-A stitch"),
+    ("t3-b", "IDTD T3-B densify only"),
+    ("t3-c", "IDTD T3-C diversify only"),
+]
+ABLATIONS_T4 = [
+    ("t4-a", "IDTD T4-A fusor L_M"),
+    ("t4-b", "IDTD T4-B fusor L_M + L_div"),
+    ("t4-c", "IDTD T4-C sel L_M + fusor L_M"),
+]
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_rows(path: Path) -> list[dict]:
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _markdown(rows: list[dict], args) -> str:
+    head = (
+        f"Toy synthesis grid — evaluator `toy-quick` (ConvNet3D width 0.5, 40 epochs), "
+        f"{args.runs} runs, mean ± std (population). Synthesis: {args.iterations} iterations, "
+        f"matching ConvNet3D width {args.net_width}, real batch {args.real_batch}, seed 0.\n\n"
+    )
+    lines = [
+        "| method | VPC | top-1 % | train acc % | clips | stored MiB | synth s | synth peak RSS MB "
+        "| eval s/run | diverged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        synth_s = r.get("synth_seconds")
+        synth_m = r.get("synth_peak_rss_mb")
+        lines.append(
+            f"| {r['row']} | {r['vpc']} | {r['top1_mean']:.2f} ± {r['top1_std']:.2f} | "
+            f"{r['train_acc_mean']:.1f} | {r['train_clips']} | {r['stored_bytes'] / 2**20:.2f} | "
+            f"{'–' if synth_s is None else f'{synth_s:.0f}'} | "
+            f"{'–' if synth_m is None else f'{synth_m:.0f}'} | {r['seconds']:.0f} | "
+            f"{r['diverged_runs']} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--work", type=Path, default=Path("/tmp/vidistill_synth_grid"))
+    ap.add_argument("--iterations", type=int, default=60)
+    ap.add_argument("--net-width", type=float, default=0.25, help="matching ConvNet3D width")
+    ap.add_argument("--real-batch", type=int, default=16)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--vpcs", type=int, nargs="+", default=[1, 5])
+    ap.add_argument(
+        "--rows",
+        nargs="+",
+        default=None,
+        help="subset of rows: random herding dm idtd idtd+tau vdsd t3-a t3-b t3-c t4-a t4-b t4-c",
+    )
+    ap.add_argument(
+        "--embeddings-from",
+        type=Path,
+        default=None,
+        help="identical toy store whose embeddings/classifier.safetensors to reuse for herding",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "results" / "toy_synthesis_grid",
+        help="folder for results.json and results.md",
+    )
+    ap.add_argument(
+        "--merge-from",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="also include the rows of these --out folders (e.g. blocks run in parallel)",
+    )
+    args = ap.parse_args()
+    args.out_json, args.out_md = args.out / "results.json", args.out / "results.md"
+
+    from vidistill.datasets.toy import ToyDataset
+    from vidistill.evaluate import Recipe, TrainingSet, evaluate, random_indices, selection_set
+    from vidistill.prepare import prepare
+    from vidistill.synthetic import SyntheticSet
+
+    store_dir = args.work / "toy"
+    if not (store_dir / "store.json").is_file():
+        prepare(ToyDataset(), store_dir, spec=ClipSpec(frames=8, size=64), workers=1)
+    store = ClipStore(store_dir)
+    recipe = Recipe.preset("toy-quick")
+    rows = _load_rows(args.out_json)
+    for other in args.merge_from:
+        have = {(r["row"], r["vpc"]) for r in rows}
+        rows += [r for r in _load_rows(other / "results.json") if (r["row"], r["vpc"]) not in have]
+    done = {(r["row"], r["vpc"]) for r in rows}
+    wanted = set(args.rows) if args.rows else None
+
+    def save() -> None:
+        write_json_atomic(args.out_json, rows)
+        write_bytes_atomic(args.out_md, _markdown(rows, args).encode())
+
+    def record(name: str, vpc: int, source, extra: dict, recipe_=recipe) -> None:
+        t0 = time.perf_counter()
+        row = evaluate(
+            source, store, recipe_, runs=args.runs, seed=0, method=name, vpc=vpc, progress=False
+        )
+        row.update(extra)
+        row["row"] = name
+        row.setdefault("stored_bytes", row["train_bytes"])
+        row.pop("class_names", None)
+        rows.append(row)
+        save()
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {name} vpc={vpc}: top1 {row['top1_mean']:.2f} ± "
+            f"{row['top1_std']:.2f} (train acc {row['train_acc_mean']:.1f}; "
+            f"eval {time.perf_counter() - t0:.0f} s; "
+            f"synth {extra.get('synth_seconds', '–')} s)",
+            flush=True,
+        )
+
+    def synth(method: str, vpc: int, tag: str, options: dict) -> tuple[SyntheticSet, dict]:
+        out = args.work / f"{tag}_vpc{vpc}"
+        if not (out / "done.json").is_file():
+            cmd = [
+                sys.executable,
+                "-m",
+                "vidistill.cli",
+                "synthesize",
+                str(store_dir),
+                "--method",
+                method,
+                "--vpc",
+                str(vpc),
+                "--out",
+                str(out),
+                "--iterations",
+                str(args.iterations),
+                "--net-width",
+                str(args.net_width),
+                "--real-batch",
+                str(args.real_batch),
+                "--seed",
+                "0",
+                "--quiet",
+                "--no-preview",
+            ]
+            for k, v in options.items():
+                cmd += ["-o", f"{k}={v}"]
+            subprocess.run(cmd, check=True)
+        meta = json.loads((out / "done.json").read_text())
+        extra = {
+            "synth_seconds": meta["seconds"],
+            "synth_peak_rss_mb": meta["peak_rss_mb"],
+            "stored_bytes": meta["bytes_stored"],
+            "synth_iterations": meta["iterations"],
+            "synth_config": meta["config"],
+            "synth_final_loss": meta.get("final_loss"),
+            "synth_seconds_per_iteration": meta.get("seconds_per_iteration"),
+        }
+        return SyntheticSet.load(out), extra
+
+    def herding_selection(vpc: int) -> dict:
+        from vidistill.embed import embed_store, embeddings_path
+        from vidistill.select import select_store
+
+        emb = embeddings_path(store_dir, "classifier")
+        if not emb.is_file() and args.embeddings_from is not None:
+            other = embeddings_path(args.embeddings_from, "classifier")
+            if other.is_file() and _sha(args.embeddings_from / "clips.u8") == _sha(
+                store_dir / "clips.u8"
+            ):
+                emb.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(other, emb)
+                print(f"reusing classifier embeddings from {other}", flush=True)
+        if not emb.is_file():
+            embed_store(store, "classifier", seed=0, progress=False)
+        return select_store(store, "herding", vpc, seed=0, embedder="classifier", progress=False)
+
+    plan: list[tuple[str, int]] = []
+    for vpc in args.vpcs:
+        plan += [(n, vpc) for n in ("random", "herding", "dm", "idtd", "idtd+tau", "vdsd")]
+    if 1 in args.vpcs:
+        plan += [(a, 1) for a, _ in ABLATIONS_T3 + ABLATIONS_T4]
+    labels = dict(ABLATIONS_T3 + ABLATIONS_T4)
+    for key, vpc in plan:
+        name = labels.get(key, key)
+        if (name, vpc) in done or (wanted is not None and key not in wanted):
+            continue
+        if key == "random":
+            record(
+                name,
+                vpc,
+                lambda s, v=vpc: TrainingSet.from_store(store, random_indices(store, v, s)),
+                {},
+            )
+        elif key == "herding":
+            t0 = time.perf_counter()
+            sel = herding_selection(vpc)
+            record(
+                name,
+                vpc,
+                selection_set(store, sel),
+                {"select_seconds": round(time.perf_counter() - t0, 2)},
+            )
+        elif key in ("dm", "idtd", "vdsd"):
+            syn, extra = synth(key, vpc, key, {})
+            record(name, vpc, TrainingSet.from_synthetic(syn), extra)
+        elif key == "idtd+tau":
+            syn, extra = synth("idtd", vpc, "idtd", {})
+            record(
+                name,
+                vpc,
+                TrainingSet.from_synthetic(syn),
+                {**extra, "eval_augment": "idtd-temporal"},
+                recipe_=recipe.with_(augment="idtd-temporal"),
+            )
+        else:
+            syn, extra = synth("idtd", vpc, f"idtd_{key}", {"ablation": key})
+            record(name, vpc, TrainingSet.from_synthetic(syn), extra)
+    save()
+    print(_markdown(rows, args))
+    print("top-1 per row:", {f"{r['row']}@{r['vpc']}": round(r["top1_mean"], 2) for r in rows})
+
+
+if __name__ == "__main__":
+    main()

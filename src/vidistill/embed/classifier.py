@@ -1,0 +1,141 @@
+"""``classifier``: penultimate features of an evaluator net trained on the real training split.
+
+On toy (and any data set without a pretrained video model) this is the in-domain
+embedder; the coreset baselines (Herding, K-Center) use exactly such features in the
+literature, and MAE-Score needs the class probabilities it also writes (``probs``).
+
+Recipe (stated): the evaluator's ``Recipe.preset(recipe)`` — default ``toy-quick``
+(half-width ConvNet3D, 40 epochs, VDSD's SGD schedule) — trained with
+``vidistill.evaluate.train_net`` on ALL clips of the store's training split, seed
+``seed``. Its weights are cached as safetensors at
+``STORE/embeddings/classifier-net.safetensors`` with the recipe, seed and split in the
+metadata, so the net is trained once and reused while those are unchanged. Features are
+taken in eval mode (no dropout): ``net.features(x)``, the pooled map averaged over time
+and space.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidistill.atomic import save_safetensors_atomic
+from vidistill.clipstore import ClipStore
+from vidistill.embed.base import Embedder
+from vidistill.registry import register
+from vidistill.transforms import to_model_input
+
+NET_FILE = "classifier-net.safetensors"
+
+
+@register("embedder", "classifier")
+class ClassifierEmbedder(Embedder):
+    name = "classifier"
+
+    def __init__(
+        self,
+        store: ClipStore,
+        weights: str | Path | None = None,
+        split: str | None = "train",
+        seed: int = 0,
+        device: str = "cpu",
+        recipe: str = "toy-quick",
+        epochs: int | None = None,
+        train_split: str = "train",
+        **options: Any,
+    ):
+        super().__init__(store, weights, split, seed, device, **options)
+        from vidistill.evaluate import Recipe
+
+        self.recipe = Recipe.preset(recipe, epochs=epochs)
+        self.train_split = train_split
+        path = Path(weights) if weights is not None else store.root / "embeddings" / NET_FILE
+        if path.is_dir():
+            path = path / NET_FILE
+        self.net_path = path
+        key = {
+            "recipe": self.recipe.to_dict(),
+            "seed": seed,
+            "train_split": train_split,
+            "store_count": len(store),
+            "num_classes": store.num_classes,
+        }
+        self.net, self.cached = self._load(path, key, weights is not None), True
+        if self.net is None:
+            self.cached = False
+            self.net = self._train(key)
+        self.net.to(device).eval()
+
+    def _build(self) -> torch.nn.Module:
+        from vidistill.nets import create_net
+
+        r = self.recipe
+        return create_net(
+            r.net,
+            num_classes=self.store.num_classes,
+            frames=self.store.spec.frames,
+            size=self.store.spec.size,
+            width=r.width,
+            **r.net_kwargs,
+        )
+
+    def _load(self, path: Path, key: dict[str, Any], explicit: bool) -> torch.nn.Module | None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        if not path.is_file():
+            if explicit:
+                raise FileNotFoundError(f"no classifier weights at {path}")
+            return None
+        with safe_open(str(path), framework="pt") as fh:
+            saved = json.loads((fh.metadata() or {}).get("key", "{}"))
+        if saved != json.loads(json.dumps(key)):
+            if explicit:
+                raise ValueError(f"{path} was trained with {saved}, not {key}")
+            return None  # stale cache: retrain
+        net = self._build()
+        net.load_state_dict(load_file(str(path)))
+        return net
+
+    def _train(self, key: dict[str, Any]) -> torch.nn.Module:
+        from vidistill.evaluate import TrainingSet, train_net
+
+        train_set = TrainingSet.from_store(self.store, split=self.train_split)
+        net, stats = train_net(
+            train_set,
+            self.recipe,
+            seed=self.seed,
+            device=self.device,
+            progress=True,
+            desc="classifier embedder",
+        )
+        stats = stats.to_dict() if hasattr(stats, "to_dict") else dict(stats)
+        self.train_stats = stats
+        state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+        save_safetensors_atomic(
+            self.net_path,
+            state,
+            metadata={"key": json.dumps(key), "stats": json.dumps(stats, default=str)},
+        )
+        return net
+
+    @torch.no_grad()
+    def embed(self, clips: np.ndarray) -> dict[str, np.ndarray]:
+        x = to_model_input(torch.from_numpy(np.ascontiguousarray(clips)).to(self.device))
+        feats = self.net.features(x)
+        probs = torch.softmax(self.net(x), dim=1)
+        return {"embeddings": feats.float().cpu().numpy(), "probs": probs.float().cpu().numpy()}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe.to_dict(),
+            "seed": self.seed,
+            "train_split": self.train_split,
+            "net_weights": str(self.net_path),
+            "cached": self.cached,
+            "features": "net.features",
+        }

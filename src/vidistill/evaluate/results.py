@@ -1,0 +1,77 @@
+"""results.json (a grid that accumulates across commands) and the Markdown table."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vidistill.atomic import write_json_atomic
+
+# A row is replaced only by a rerun of the same experiment: same training source, method,
+# VPC, network and recipe knobs that change the numbers.
+KEY_FIELDS = ("dataset", "source", "method", "vpc", "net", "width", "epochs", "test_views", "preset")
+
+
+def row_key(row: dict[str, Any]) -> tuple:
+    return tuple(json.dumps(row.get(k), sort_keys=True) for k in KEY_FIELDS)
+
+
+def load_results(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    return list(data["rows"] if isinstance(data, dict) else data)
+
+
+def update_results(path: str | Path, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge ``rows`` into ``path`` (replace same-key rows, append new ones), atomically and
+    under a lock file, so parallel `vidistill evaluate` commands can share one results.json."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = load_results(path)
+        index = {row_key(r): i for i, r in enumerate(merged)}
+        for r in rows:
+            k = row_key(r)
+            if k in index:
+                merged[index[k]] = r
+            else:
+                index[k] = len(merged)
+                merged.append(r)
+        write_json_atomic(path, {"format": "vidistill-results/1", "rows": merged})
+    return merged
+
+
+def _pm(mean: Any, std: Any) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
+
+
+def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """One line per row: accuracies in %, mean ± std over runs, storage and cost beside VPC."""
+    head = ["dataset", "method", "VPC", "net", "train MB", "runs", "top-1 %", "top-5 %", "AUC %",
+            "F1 %", "train acc %", "diverged", "s/run", "peak RSS MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        net = r.get("net", "?")
+        if r.get("width", 1.0) != 1.0:
+            net = f"{net}×{r['width']:g}"
+        cells = [
+            str(r.get("dataset", "?")), str(r.get("method", "?")),
+            "all" if r.get("vpc") is None else str(r["vpc"]), net,
+            f"{r.get('train_bytes', 0) / 1e6:.3f}", str(r.get("runs", "?")),
+            _pm(r.get("top1_mean"), r.get("top1_std")), _pm(r.get("top5_mean"), r.get("top5_std")),
+            _pm(r.get("auc_mean"), r.get("auc_std")), _pm(r.get("f1_mean"), r.get("f1_std")),
+            _pm(r.get("train_acc_mean"), r.get("train_acc_std")),
+            f"{r.get('diverged_runs', 0)}/{r.get('runs', '?')}",
+            f"{r.get('seconds', float('nan')):.1f}", f"{r.get('peak_rss_mb', float('nan')):.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

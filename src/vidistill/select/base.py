@@ -1,0 +1,265 @@
+"""The selector contract, the per-class data view, and `select_store` behind `vidistill select`.
+
+A selector is a registered function ``fn(data: ClassData, vpc: int, seed: int, **options)
+-> np.ndarray`` returning VPC distinct *positions* into the class (0..n-1). It is called
+once per class, so a new method only thinks about one class at a time. ``ClassData``
+hides where the embeddings live: in memory (small pools, tests) or streamed from the
+safetensors file in row blocks bounded by the memory budget (pools bigger than RAM).
+Methods that need the whole class matrix call ``data.load()``; streaming-aware ones
+iterate ``data.chunks()``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidistill import registry
+from vidistill.atomic import write_json_atomic
+
+DEFAULT_BUDGET_MB = 1024
+
+
+class ClassData:
+    """One class of a pool: ``n`` clips, their embeddings ``(n, D)`` and optional scores.
+
+    ``scores`` are the clip's probability for its OWN class (MAE-Score), when known.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        label: int,
+        n: int,
+        dim: int | None,
+        array: np.ndarray | None = None,
+        reader: Any = None,
+        positions: np.ndarray | None = None,
+        scores: np.ndarray | None = None,
+        budget_bytes: int = DEFAULT_BUDGET_MB << 20,
+    ):
+        self.name, self.label, self.n, self.dim = name, label, n, dim
+        self._array, self._reader, self._positions = array, reader, positions
+        self.scores = scores
+        self.budget_bytes = budget_bytes
+
+    @classmethod
+    def from_array(
+        cls,
+        x: np.ndarray | None,
+        name: str = "class",
+        label: int = 0,
+        scores: np.ndarray | None = None,
+        n: int | None = None,
+    ) -> ClassData:
+        if x is not None:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            if x.ndim != 2:
+                raise ValueError(f"class {name!r}: embeddings must be (n, D), got {x.shape}")
+            n = x.shape[0]
+        if n is None:
+            raise ValueError("give embeddings or n")
+        return cls(name, label, n, None if x is None else x.shape[1], array=x, scores=scores)
+
+    @property
+    def has_embeddings(self) -> bool:
+        return self._array is not None or self._reader is not None
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows per streamed block: a quarter of the budget (room for the method's own arrays)."""
+        return max(256, self.budget_bytes // (4 * 4 * max(1, self.dim or 1)))
+
+    @property
+    def fits_in_memory(self) -> bool:
+        return self._array is not None or self.n <= self.chunk_rows
+
+    def _need(self) -> None:
+        if not self.has_embeddings:
+            raise ValueError(
+                f"class {self.name!r}: this method needs embeddings (pass --embedder NAME)"
+            )
+
+    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, block)``: ``block`` = rows ``start:start+len(block)`` of the class."""
+        self._need()
+        if self._array is None and self.fits_in_memory:
+            self.load()  # read the class once; multi-pass methods then reuse it
+        if self._array is not None:
+            step = self.chunk_rows
+            for s in range(0, self.n, step):
+                yield s, self._array[s : s + step]
+        else:
+            yield from self._reader.iter_rows(self._positions, self.chunk_rows)
+
+    def load(self) -> np.ndarray:
+        """The whole ``(n, D)`` class matrix in memory (methods that need it at once)."""
+        self._need()
+        if self._array is None:
+            out = np.empty((self.n, self.dim), np.float32)
+            for s, block in self._reader.iter_rows(self._positions, self.chunk_rows):
+                out[s : s + len(block)] = block
+            self._array = out
+        return self._array
+
+    def mean(self) -> np.ndarray:
+        total = np.zeros(self.dim, np.float64)
+        for _, block in self.chunks():
+            total += block.sum(0, dtype=np.float64)
+        return (total / self.n).astype(np.float32)
+
+
+Selector = Callable[..., np.ndarray]
+
+
+def selector(name: str, needs: tuple[str, ...] = ("embeddings",)) -> Callable[[Selector], Selector]:
+    """``@selector("tac-dt")``: register a per-class selection function.
+
+    ``needs`` ⊆ {"embeddings", "scores"}: what `select_store` must provide.
+    """
+
+    def deco(fn: Selector) -> Selector:
+        fn.needs = needs  # type: ignore[attr-defined]
+        return registry.register("selector", name)(fn)
+
+    return deco
+
+
+def check_vpc(data: ClassData, vpc: int) -> None:
+    if vpc < 1:
+        raise ValueError(f"vpc must be >= 1, got {vpc}")
+    if data.n < vpc:
+        raise ValueError(
+            f"class {data.name!r} has only {data.n} clips in the pool, fewer than vpc={vpc}; "
+            f"lower --vpc to at most {data.n} or add clips to that class"
+        )
+
+
+def class_rng(seed: int, label: int) -> np.random.Generator:
+    """Per-class generator: results for one class do not depend on the other classes."""
+    return np.random.default_rng([seed, label])
+
+
+def run_selector(
+    method: str, data: ClassData, vpc: int, seed: int = 0, **options: Any
+) -> np.ndarray:
+    """Call a registered selector on one class and validate its answer."""
+    fn = registry.get("selector", method)
+    check_vpc(data, vpc)
+    pos = np.asarray(fn(data, vpc, seed, **options), dtype=np.int64)
+    if pos.shape != (vpc,) or len(set(pos.tolist())) != vpc or pos.min() < 0 or pos.max() >= data.n:
+        raise RuntimeError(
+            f"selector {method!r} returned {pos.tolist()} for class {data.name!r}: "
+            f"need {vpc} distinct positions in [0, {data.n})"
+        )
+    return pos
+
+
+def select_arrays(
+    method: str,
+    classes: Mapping[str, np.ndarray],
+    vpc: int,
+    seed: int = 0,
+    scores: Mapping[str, np.ndarray] | None = None,
+    **options: Any,
+) -> dict[str, list[int]]:
+    """In-memory API: ``{class: (n, D) embeddings}`` → ``{class: [row positions]}``."""
+    out = {}
+    for label, (name, x) in enumerate(classes.items()):
+        data = ClassData.from_array(
+            x, name=name, label=label, scores=None if scores is None else scores[name]
+        )
+        out[name] = run_selector(method, data, vpc, seed, **options).tolist()
+    return out
+
+
+def select_store(
+    store: Any,
+    method: str,
+    vpc: int,
+    seed: int = 0,
+    embedder: str | None = None,
+    split: str | None = "train",
+    memory_budget_mb: int = DEFAULT_BUDGET_MB,
+    out: str | Path | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> dict[str, Any]:
+    """Select ``vpc`` clips per class of ``store``'s ``split`` with a registered method.
+
+    Returns (and, with ``out``, atomically writes) the selection JSON that
+    ``vidistill evaluate STORE --selection FILE`` reads; indices are store clip indices.
+    """
+    from tqdm.auto import tqdm
+
+    from vidistill.clipstore import ClipStore
+    from vidistill.embed.store import EmbeddingFile, embeddings_path
+
+    store = store if isinstance(store, ClipStore) else ClipStore(store)
+    fn = registry.get("selector", method)
+    needs = getattr(fn, "needs", ("embeddings",))
+    budget = int(memory_budget_mb) << 20
+    reader = None
+    if needs:
+        if embedder is None:
+            raise ValueError(
+                f"method {method!r} needs embeddings: pass --embedder NAME "
+                f"(after `vidistill embed {store.root} --embedder NAME`)"
+            )
+        reader = EmbeddingFile(embeddings_path(store.root, embedder))
+        if "scores" in needs and not reader.has_probs:
+            raise ValueError(
+                f"method {method!r} needs class probabilities, which embedder "
+                f"{reader.embedder!r} does not provide; use --embedder classifier"
+            )
+        in_split = set(store.indices(split).tolist()) if split is not None else None
+        if in_split is not None and not in_split.issubset(set(reader.indices.tolist())):
+            raise ValueError(
+                f"{reader.path} (split {reader.metadata.get('split')!r}) does not cover "
+                f"split {split!r}; re-run `vidistill embed --split {split}`"
+            )
+    t0 = time.perf_counter()
+    result: dict[str, list[int]] = {}
+    for label in tqdm(range(store.num_classes), desc=f"select {method}", disable=not progress):
+        name = store.class_names[label]
+        idx = store.indices(split, label) if split is not None else store.indices(None, label)
+        if reader is not None:
+            positions = np.searchsorted(reader.indices, idx)
+            scores = None
+            if "scores" in needs:
+                scores = np.concatenate(
+                    [b[:, label] for _, b in reader.iter_rows(positions, 1 << 16, probs=True)]
+                )
+            data = ClassData(
+                name,
+                label,
+                len(idx),
+                reader.dim,
+                reader=reader,
+                positions=positions,
+                scores=scores,
+                budget_bytes=budget,
+            )
+        else:
+            data = ClassData(name, label, len(idx), None, budget_bytes=budget)
+        pos = run_selector(method, data, vpc, seed, **options)
+        result[name] = idx[pos].tolist()
+    seconds = time.perf_counter() - t0
+    doc = {
+        "method": method,
+        "vpc": vpc,
+        "seed": seed,
+        "seconds": round(seconds, 4),
+        "embedder": embedder if needs else None,
+        "split": split,
+        "store": str(store.root),
+        "options": options,
+        "indices": result,
+    }
+    if out is not None:
+        write_json_atomic(out, doc)
+    return doc

@@ -1,0 +1,142 @@
+"""``tac-dt``: Temporal-Aware Cluster-based Distillation (diffusion-condensation paper, §3.2).
+
+Per class: one embedding per clip → PCA → BIRCH with VPC clusters → the clip nearest
+each cluster centre. The paper (and its inspiration TAC-SUM) leaves the PCA size and
+BIRCH's parameters unstated; our choices:
+
+* ``pca_dim`` = 32 (capped by n and D): enough to keep a class's main modes for
+  ``n_c`` ≈ 100 generated clips, small enough that BIRCH's CF-tree distances are cheap.
+  Above the memory budget the PCA is ``IncrementalPCA`` fitted block by block.
+* ``branching_factor`` = 50 (scikit-learn's default, BIRCH paper's order of magnitude).
+* ``threshold`` (max sub-cluster radius) is scale-dependent, so a fixed number would
+  be wrong for every embedder but one. ``"auto"``: half the median nearest-neighbour
+  distance of (up to 2,048 sampled) PCA points, then doubled while the CF-tree has
+  more than ``max_subclusters`` (2,000) leaves — bounding the O(m²) agglomerative
+  global step — or halved while it has fewer than VPC. A float sets it directly.
+* Global step: scikit-learn's, ``Birch(n_clusters=VPC)`` = Ward agglomeration of the
+  leaf sub-cluster centroids. Above the budget, the tree is built with ``partial_fit``
+  block by block and the global step runs once at the end.
+* Representative: cluster centre = mean of its clips in PCA space; clusters are
+  visited largest first and each takes its nearest clip not already taken (distinct
+  by construction; with duplicates or fewer clusters than VPC we keep cycling).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.cluster import Birch
+from sklearn.decomposition import PCA, IncrementalPCA
+
+from vidistill.select.base import ClassData, class_rng, selector
+
+PCA_DIM = 32
+BRANCHING = 50
+MAX_SUBCLUSTERS = 2000
+
+
+def _reduce(data: ClassData, dim: int, seed: int) -> np.ndarray:
+    """PCA-reduced class matrix ``(n, dim)`` (small: kept in memory even for huge pools)."""
+    if data.fits_in_memory:
+        x = data.load()
+        solver = "full" if min(x.shape) <= 512 else "randomized"
+        return PCA(dim, svd_solver=solver, random_state=seed).fit_transform(x).astype(np.float32)
+    ipca = IncrementalPCA(dim)
+    pending: list[np.ndarray] = []  # IncrementalPCA needs >= dim rows per partial_fit
+    for _, block in data.chunks():
+        pending.append(block)
+        if sum(len(b) for b in pending) >= dim:
+            ipca.partial_fit(np.concatenate(pending))
+            pending = []
+    if pending and sum(len(b) for b in pending) >= dim:
+        ipca.partial_fit(np.concatenate(pending))
+    out = np.empty((data.n, dim), np.float32)
+    for s, block in data.chunks():
+        out[s : s + len(block)] = ipca.transform(block)
+    return out
+
+
+def _auto_threshold(z: np.ndarray, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    sample = z if len(z) <= 2048 else z[rng.choice(len(z), 2048, replace=False)]
+    t = torch.from_numpy(sample)
+    d = torch.cdist(t, t)
+    d.fill_diagonal_(float("inf"))
+    nn = d.min(dim=1).values
+    nn = nn[torch.isfinite(nn) & (nn > 0)]
+    return 0.5 * float(nn.median()) if len(nn) else 1e-6
+
+
+def _fit_tree(z: np.ndarray, threshold: float, branching: int, chunk: int, stream: bool) -> Birch:
+    birch = Birch(
+        threshold=threshold, branching_factor=branching, n_clusters=None, compute_labels=False
+    )
+    if stream:
+        for s in range(0, len(z), chunk):
+            birch.partial_fit(z[s : s + chunk])
+    else:
+        birch.fit(z)
+    return birch
+
+
+@selector("tac-dt")
+def select_tac_dt(
+    data: ClassData,
+    vpc: int,
+    seed: int = 0,
+    pca_dim: int = PCA_DIM,
+    threshold: float | str = "auto",
+    branching_factor: int = BRANCHING,
+    max_subclusters: int = MAX_SUBCLUSTERS,
+) -> np.ndarray:
+    dim = int(max(1, min(int(pca_dim), data.n, data.dim or 1)))
+    z = _reduce(data, dim, seed)
+    stream = not data.fits_in_memory
+    chunk = max(256, data.chunk_rows)
+    t = _auto_threshold(z, seed) if threshold == "auto" else float(threshold)
+    for _ in range(20):  # bounded search over the threshold (each step ×2 or ÷2)
+        birch = _fit_tree(z, t, int(branching_factor), chunk, stream)
+        m = len(birch.subcluster_centers_)
+        if m > max_subclusters and threshold == "auto":
+            t *= 2.0
+        elif m < vpc and t > 1e-12:  # too coarse for VPC clusters (also for a given threshold)
+            t *= 0.5
+        else:
+            break
+    # Global step: Ward agglomeration of the leaf centroids into VPC clusters (the paper's
+    # "BIRCH with VPC clusters"); fewer leaves than VPC (duplicates) → one cluster per leaf.
+    birch.set_params(n_clusters=min(vpc, len(birch.subcluster_centers_)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        birch.partial_fit()  # X=None: only the global clustering step
+    labels = birch.predict(z)
+    zt = torch.from_numpy(z)
+    clusters = [c for c in np.unique(labels)]
+    sizes = np.array([(labels == c).sum() for c in clusters])
+    order = [clusters[i] for i in np.argsort(-sizes, kind="stable")]
+    ranked = []  # per cluster: clips by distance to its centre
+    for c in order:
+        centre = zt[torch.from_numpy(labels == c)].mean(0, keepdim=True)
+        ranked.append(torch.cdist(zt, centre)[:, 0].numpy().argsort(kind="stable"))
+    chosen: list[int] = []
+    taken = np.zeros(data.n, bool)
+    ptr = [0] * len(ranked)
+    while len(chosen) < vpc:
+        progressed = False
+        for k, r in enumerate(ranked):
+            if len(chosen) == vpc:
+                break
+            while ptr[k] < len(r) and taken[r[ptr[k]]]:
+                ptr[k] += 1
+            if ptr[k] < len(r):
+                chosen.append(int(r[ptr[k]]))
+                taken[r[ptr[k]]] = True
+                progressed = True
+        if not progressed:  # cannot happen when n >= vpc; guard against an endless loop
+            rest = np.flatnonzero(~taken)
+            chosen += (
+                class_rng(seed, data.label).choice(rest, vpc - len(chosen), replace=False).tolist()
+            )
+    return np.array(chosen)

@@ -1,0 +1,199 @@
+"""Run a registered synthesizer: the outer loop, progress bar, resumable checkpoints, outputs.
+
+``DIR/checkpoint.safetensors`` (parameters + optimizer state + the iteration reached) is
+rewritten atomically every ``checkpoint_every`` iterations; a re-run with the same
+method, VPC, seed and config resumes from it. Every iteration's random net and real
+batches are drawn from a generator seeded by (seed, iteration), so a resumed run follows
+the same trajectory as an uninterrupted one. The result is ``DIR/synthetic.safetensors``
+(a :class:`~vidistill.synthetic.SyntheticSet`) plus a uint8 preview ClipStore in
+``DIR/preview/`` and ``DIR/done.json`` (wall time, peak RSS, bytes stored, losses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from vidistill import registry
+from vidistill.atomic import save_safetensors_atomic, write_json_atomic
+from vidistill.clipstore import ClipRecord, ClipStore, write_store
+from vidistill.synthesize.common import RealSampler, Synthesizer, iteration_seed
+from vidistill.synthetic import SyntheticSet
+from vidistill.transforms import to_uint8
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def build(
+    store: ClipStore, method: str, vpc: int, options: dict[str, Any] | None = None, seed: int = 0
+) -> Synthesizer:
+    """Instantiate a registered synthesizer with its config built from ``options``."""
+    cls = registry.get("synthesizer", method)
+    config = cls.config_cls.from_options(options or {})
+    return cls(store, vpc, config, seed)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MiB); ru_maxrss is KiB on Linux, bytes on macOS."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
+def _config_hash(method: str, vpc: int, seed: int, config: dict) -> str:
+    blob = json.dumps([method, vpc, seed, config], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _save_checkpoint(
+    path: Path,
+    synth: Synthesizer,
+    opts: dict[str, torch.optim.Optimizer],
+    it: int,
+    key: str,
+    history: list[dict],
+    seconds: float,
+) -> None:
+    tensors = {f"param.{k}": v.detach().cpu() for k, v in synth.state_dict().items()}
+    for name, opt in opts.items():
+        for pid, state in opt.state_dict()["state"].items():
+            for field, value in state.items():
+                if torch.is_tensor(value):
+                    tensors[f"opt.{name}.{pid}.{field}"] = value.detach().cpu().reshape(value.shape)
+    meta = {
+        "iteration": str(it),
+        "key": key,
+        "history": json.dumps(history),
+        "seconds": str(seconds),
+    }
+    save_safetensors_atomic(path, tensors, metadata=meta)
+
+
+def _load_checkpoint(
+    path: Path, synth: Synthesizer, opts: dict[str, torch.optim.Optimizer], key: str
+) -> tuple[int, list[dict], float] | None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+        if meta.get("key") != key:
+            return None  # a different run's checkpoint: start afresh (it will be overwritten)
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    synth.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("param.")})
+    for name, opt in opts.items():
+        sd = opt.state_dict()
+        state: dict[int, dict[str, Any]] = {}
+        prefix = f"opt.{name}."
+        for k, v in tensors.items():
+            if k.startswith(prefix):
+                pid, field = k[len(prefix) :].split(".", 1)
+                state.setdefault(int(pid), {})[field] = v
+        sd["state"] = state
+        opt.load_state_dict(sd)
+    return (
+        int(meta["iteration"]),
+        json.loads(meta.get("history", "[]")),
+        float(meta.get("seconds", 0)),
+    )
+
+
+def synthesize(
+    store: str | Path | ClipStore,
+    method: str,
+    vpc: int,
+    out: str | Path,
+    options: dict[str, Any] | None = None,
+    seed: int = 0,
+    checkpoint_every: int = 10,
+    progress: bool = True,
+    preview: bool = True,
+) -> SyntheticSet:
+    """Learn a synthetic set with ``method`` at ``vpc`` and write it under ``out``."""
+    store = store if isinstance(store, ClipStore) else ClipStore(store)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    synth = build(store, method, vpc, options, seed)
+    cfg = asdict(synth.config)
+    key = _config_hash(method, vpc, seed, cfg)
+    opts = synth.make_optimizers()
+    sampler = RealSampler(store, batch=synth.config.real_batch)
+    start, history, prior = 0, [], 0.0
+    ckpt = out / CHECKPOINT
+    if ckpt.is_file():
+        loaded = _load_checkpoint(ckpt, synth, opts, key)
+        if loaded is not None:
+            start, history, prior = loaded
+    iterations = synth.config.iterations if opts else 0
+    bar = tqdm(
+        range(start, iterations),
+        desc=f"{method} vpc={vpc}",
+        disable=not progress,
+        initial=start,
+        total=iterations,
+    )
+    t_loop = time.perf_counter()
+    for it in bar:
+        gen = torch.Generator().manual_seed(iteration_seed(seed, it))
+        losses = synth.step(it, synth.make_net(it), sampler, gen, opts)
+        history.append({"it": it, **{k: round(v, 6) for k, v in losses.items()}})
+        bar.set_postfix(loss=f"{losses.get('loss', float('nan')):.4g}")
+        if (it + 1) % checkpoint_every == 0 or it + 1 == iterations:
+            _save_checkpoint(
+                ckpt, synth, opts, it + 1, key, history, prior + time.perf_counter() - t0
+            )
+    loop_seconds = time.perf_counter() - t_loop
+    videos, labels = synth.videos()
+    seconds = prior + time.perf_counter() - t0
+    meta = {
+        "method": method,
+        "vpc": vpc,
+        "seed": seed,
+        "config": cfg,
+        "store": str(store.root),
+        "iterations": iterations,
+        "seconds": round(seconds, 2),
+        "seconds_per_iteration": round(loop_seconds / max(1, iterations - start), 4),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "bytes_stored": synth.bytes_stored(),
+        "videos": int(videos.shape[0]),
+        "final_loss": history[-1] if history else None,
+        **synth.meta(),
+    }
+    result = SyntheticSet(videos.float(), labels, list(store.class_names), meta)
+    result.save(out)
+    if preview:
+        write_preview(result, out / "preview", store.spec)
+    write_json_atomic(out / "done.json", {**meta, "history": history})
+    return result
+
+
+def write_preview(syn: SyntheticSet, root: Path, spec) -> ClipStore:
+    """uint8 ClipStore of the synthetic videos (clamped to [0,255]) for reports and frame strips."""
+    u8 = to_uint8(syn.videos.detach().cpu())
+    records = [
+        ClipRecord(
+            source=f"synthetic/{syn.meta.get('method', '?')}/{i}",
+            label=int(y),
+            class_name=syn.class_names[int(y)],
+            split="train",
+        )
+        for i, y in enumerate(syn.labels.tolist())
+    ]
+    return write_store(
+        root,
+        spec,
+        syn.class_names,
+        (c.numpy() for c in u8),
+        records,
+        dataset="synthetic",
+        extra={"method": syn.meta.get("method")},
+    )

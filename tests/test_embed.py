@@ -1,0 +1,147 @@
+"""Embedders: streaming safetensors file, VideoMAE's real loading path, the classifier cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from vidistill import registry
+from vidistill.clipstore import ClipRecord, ClipSpec, write_store
+from vidistill.embed import EmbeddingFile, embed_store, embeddings_path
+from vidistill.embed.store import StreamingSafetensorsWriter
+from vidistill.embed.videomae import frame_indices
+from vidistill.select import select_store
+
+
+def _store(root, frames=8, size=64, classes=3, per=(4, 2)):
+    spec = ClipSpec(frames=frames, size=size)
+    rng = np.random.default_rng(0)
+    recs, clips = [], []
+    for split, k in zip(("train", "test"), per, strict=True):
+        for c in range(classes):
+            for i in range(k):
+                clips.append(rng.integers(0, 256, spec.shape, dtype=np.uint8))
+                recs.append(ClipRecord(f"{split}-{c}-{i}", c, f"class{c}", split, {"mode": i % 2}))
+    return write_store(root, spec, [f"class{c}" for c in range(classes)], iter(clips), recs)
+
+
+def test_embedders_registered():
+    assert {"videomae", "classifier", "latent"} <= set(registry.names("embedder"))
+
+
+def test_streaming_writer_roundtrip(tmp_path):
+    path = tmp_path / "x.safetensors"
+    w = StreamingSafetensorsWriter(
+        path, {"a": (np.float32, (5, 3)), "b": (np.int64, (5,))}, {"k": "v"}
+    )
+    a = np.arange(15, dtype=np.float32).reshape(5, 3)
+    w.write_rows("a", 3, a[3:])
+    w.write_rows("a", 0, a[:3])
+    w.write_rows("b", 0, np.arange(5))
+    assert not path.exists(), "nothing visible before commit (atomic)"
+    w.commit()
+    with safe_open(str(path), framework="numpy") as fh:
+        assert fh.metadata() == {"k": "v"}
+        np.testing.assert_array_equal(fh.get_tensor("a"), a)
+        np.testing.assert_array_equal(fh.get_tensor("b"), np.arange(5))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.safetensors"]
+
+
+def test_frame_indices():
+    assert frame_indices(8, 16).tolist() == [i // 2 for i in range(16)]  # each frame twice
+    assert frame_indices(16, 8).tolist() == [0, 2, 4, 6, 9, 11, 13, 15]
+
+
+def _tiny_videomae(tmp_path, image_size=32, frames=4):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.VideoMAEConfig(
+        image_size=image_size,
+        patch_size=16,
+        num_frames=frames,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    transformers.VideoMAEModel(cfg).save_pretrained(tmp_path / "mae")
+    return tmp_path / "mae"
+
+
+def test_videomae_loads_saved_weights_and_embeds(tmp_path):
+    """Real path: save_pretrained a tiny random VideoMAE, embed 8×64² clips (→ 4 frames × 32²)."""
+    weights = _tiny_videomae(tmp_path)
+    store = _store(tmp_path / "store")
+    path = embed_store(store, "videomae", weights=weights, batch_size=5, progress=False)
+    assert path == embeddings_path(store.root, "videomae")
+    emb = EmbeddingFile(path)
+    train = store.indices("train")
+    assert (emb.n, emb.dim) == (len(train), 32)
+    np.testing.assert_array_equal(emb.indices, train)
+    np.testing.assert_array_equal(emb.labels, store.labels[train])
+    x = emb.rows(0, emb.n)
+    assert np.isfinite(x).all() and np.std(x[:, 0]) > 0  # different clips → different vectors
+    # batching must not change the vectors
+    other = embed_store(
+        store,
+        "videomae",
+        weights=weights,
+        batch_size=12,
+        progress=False,
+        out=tmp_path / "b.safetensors",
+    )
+    np.testing.assert_allclose(EmbeddingFile(other).rows(0, emb.n), x, rtol=1e-4, atol=1e-5)
+    assert json.loads(emb.metadata["details"])["num_frames"] == 4
+    # and the selection end to end
+    sel = select_store(
+        store, "tac-dt", 2, embedder="videomae", out=tmp_path / "sel.json", progress=False
+    )
+    for c, name in enumerate(store.class_names):
+        assert set(sel["indices"][name]) <= set(store.indices("train", c).tolist())
+    assert json.loads((tmp_path / "sel.json").read_text())["indices"] == sel["indices"]
+
+
+def test_videomae_without_weights_says_how(tmp_path):
+    store = _store(tmp_path / "store")
+    with pytest.raises(ValueError, match="huggingface-cli download MCG-NJU/videomae-base"):
+        embed_store(store, "videomae", progress=False)
+
+
+def test_latent_not_implemented_yet(tmp_path):
+    store = _store(tmp_path / "store")
+    with pytest.raises(NotImplementedError, match="generation stage"):
+        embed_store(store, "latent", progress=False)
+
+
+def test_classifier_embedder_trains_once_and_caches(tmp_path):
+    store = _store(tmp_path / "store")
+    path = embed_store(store, "classifier", progress=False, epochs=1, batch_size=4)
+    emb = EmbeddingFile(path)
+    assert emb.has_probs and emb.prob_rows(0, emb.n).shape == (emb.n, 3)
+    np.testing.assert_allclose(emb.prob_rows(0, emb.n).sum(1), 1.0, rtol=1e-5)
+    net = store.root / "embeddings" / "classifier-net.safetensors"
+    assert net.is_file()
+    stamp = net.stat().st_mtime_ns
+    again = EmbeddingFile(
+        embed_store(
+            store, "classifier", progress=False, epochs=1, out=tmp_path / "again.safetensors"
+        )
+    )
+    assert net.stat().st_mtime_ns == stamp, "cached net must be reused, not retrained"
+    assert json.loads(again.metadata["details"])["cached"] is True
+    np.testing.assert_allclose(again.rows(0, again.n), emb.rows(0, emb.n), rtol=1e-5, atol=1e-6)
+    sel = select_store(store, "mae-score", 2, embedder="classifier", progress=False)
+    assert all(len(v) == 2 for v in sel["indices"].values())
+
+
+def test_select_errors_name_the_fix(tmp_path):
+    store = _store(tmp_path / "store")
+    with pytest.raises(FileNotFoundError, match="vidistill embed"):
+        select_store(store, "tac-dt", 1, embedder="videomae", progress=False)
+    with pytest.raises(ValueError, match="--embedder"):
+        select_store(store, "k-center", 1, progress=False)
+    with pytest.raises(ValueError, match="'class0' has only 4 clips"):
+        select_store(store, "random", 5, progress=False)

@@ -1,0 +1,145 @@
+"""Generator: training lowers the loss, sampling gives the right pool, CFG's null label
+runs, resume is exact, checkpoints are safetensors. A tiny preset on 4 × 16² toy clips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vidistill.clipstore import ClipSpec, ClipStore
+from vidistill.datasets.toy import ToyDataset
+from vidistill.prepare import prepare
+
+pytest.importorskip("diffusers")
+pytest.importorskip("accelerate")
+
+from vidistill.generate import preset, sample_latents, sample_pool, train  # noqa: E402
+from vidistill.generate.latte import build_latte  # noqa: E402
+from vidistill.generate.train import diffusion_loss, make_scheduler  # noqa: E402
+
+ALLOWED_SUFFIXES = {".safetensors", ".json", ".u8"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> ClipStore:
+    root = tmp_path_factory.mktemp("gen") / "toy"
+    ds = ToyDataset(num_classes=3, train_per_class=4, test_per_class=1, seed=0)
+    return prepare(ds, root, spec=ClipSpec(frames=4, size=16), workers=1)
+
+
+@pytest.fixture(scope="module")
+def trained(store, tmp_path_factory) -> tuple[Path, object]:
+    cfg = preset("tiny").override(steps=30, lr=3e-3, checkpoint_every=10)
+    out = tmp_path_factory.mktemp("gen") / "run"
+    train(store.root, out, cfg, progress=False, cpu=True)
+    return out, cfg
+
+
+def _fixed_batch_loss(model, cfg, latents, labels) -> float:
+    gen = torch.Generator().manual_seed(123)
+    noise = torch.randn(latents.shape, generator=gen)
+    t = torch.linspace(50, 950, len(latents)).long()
+    with torch.no_grad():
+        return float(diffusion_loss(model.eval(), make_scheduler(cfg), latents, labels, noise, t,
+                                    cfg.prediction_type))
+
+
+def test_loss_on_fixed_batch_falls(trained):
+    out, cfg = trained
+    cache = load_file(str(out / "latents.safetensors"))
+    latents, labels = cache["latents"], cache["labels"]
+    c, t, h = latents.shape[1], latents.shape[2], latents.shape[3]
+    torch.manual_seed(cfg.seed)  # the same initial weights as the run
+    model = build_latte(cfg, 3, c, t, h)
+    before = _fixed_batch_loss(model, cfg, latents, labels)
+    model.load_state_dict(load_file(str(out / "model.safetensors")))
+    after = _fixed_batch_loss(model, cfg, latents, labels)
+    assert np.isfinite(after)
+    assert after < 0.8 * before, (before, after)
+    done = json.loads((out / "done.json").read_text())
+    assert done["step"] == 30 and done["finished"]
+
+
+def test_sample_pool_shapes_labels_and_seeds(trained, store, tmp_path):
+    out, _ = trained
+    pool = sample_pool(out, tmp_path / "pool", per_class=3, steps=4, guidance=3.0, batch=4,
+                       seed=7, progress=False)
+    assert pool.videos.shape == (9, 4, 16, 16, 3) and pool.videos.dtype == np.uint8
+    assert pool.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert pool.class_names == store.class_names
+    assert set(pool.splits.tolist()) == {"train"}
+    assert [r["meta"]["seed"] for r in pool.records] == [7] * 4 + [8] * 4 + [9]
+    assert not (tmp_path / "pool" / ".partial").exists()
+    # resumable by batch: stop after one batch, then finish → the same clips
+    assert sample_pool(out, tmp_path / "pool2", per_class=3, steps=4, guidance=3.0, batch=4,
+                       seed=7, progress=False, stop_after_batches=1) is None
+    assert len(list((tmp_path / "pool2" / ".partial").glob("batch-*.safetensors"))) == 1
+    pool2 = sample_pool(out, tmp_path / "pool2", per_class=3, steps=4, guidance=3.0, batch=4,
+                        seed=7, progress=False)
+    assert np.array_equal(np.asarray(pool.videos), np.asarray(pool2.videos))
+
+
+def test_dpm_sampler_runs(trained):
+    from vidistill.generate import load_generator
+
+    out, cfg = trained
+    model, run_cfg = load_generator(out)
+    shape = tuple(run_cfg["data"]["latent_shape"])
+    z = sample_latents(model, torch.tensor([0, 2]), shape, cfg, sampler="dpm", steps=4,
+                       guidance=2.0)
+    assert z.shape == (2, *shape) and torch.isfinite(z).all()
+
+
+def test_cfg_uses_null_label(trained):
+    from vidistill.generate import load_generator
+
+    out, cfg = trained
+    model, run_cfg = load_generator(out)
+    shape = tuple(run_cfg["data"]["latent_shape"])
+    seen: list[list[int]] = []
+    hook = model.register_forward_pre_hook(lambda m, args: seen.append(args[2].tolist()))
+    labels = torch.tensor([0, 1, 2])
+    z_cfg = sample_latents(model, labels, shape, cfg, steps=3, guidance=4.0, seed=1)
+    assert all(s == [0, 1, 2, 3, 3, 3] for s in seen) and len(seen) == 3  # null = 3
+    seen.clear()
+    z_plain = sample_latents(model, labels, shape, cfg, steps=3, guidance=1.0, seed=1)
+    hook.remove()
+    assert all(s == [0, 1, 2] for s in seen)
+    assert torch.isfinite(z_cfg).all() and not torch.allclose(z_cfg, z_plain)
+    with pytest.raises(ValueError, match="null label"):
+        model(torch.zeros(1, *shape), torch.tensor([5]), torch.tensor([4]))
+
+
+def test_resume_is_exact_and_checkpoints_are_safetensors(store, tmp_path):
+    cfg = preset("tiny").override(steps=5, checkpoint_every=2, label_dropout=0.5)
+    train(store.root, tmp_path / "a", cfg, progress=False, cpu=True)
+    # "kill" after 3 steps: the step-2 checkpoint exists, step 3 is lost
+    part = train(store.root, tmp_path / "b", cfg, progress=False, cpu=True, stop_after=3)
+    assert part["step"] == 3 and not part["finished"]
+    assert not (tmp_path / "b" / "model.safetensors").exists()
+    done = train(store.root, tmp_path / "b", cfg, progress=False, cpu=True)
+    assert done["step"] == 5 and done["finished"]
+    for name in ("model.safetensors", "ema.safetensors"):
+        a, b = load_file(str(tmp_path / "a" / name)), load_file(str(tmp_path / "b" / name))
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}:{k} differs after resume"
+    ckpts = sorted((tmp_path / "b" / "checkpoints").glob("checkpoint-*.safetensors"))
+    assert [p.name for p in ckpts] == ["checkpoint-0000004.safetensors",
+                                       "checkpoint-0000005.safetensors"]
+    for f in (tmp_path / "b").rglob("*"):
+        if f.is_file():
+            assert f.suffix in ALLOWED_SUFFIXES, f"unexpected file {f} (no pickles allowed)"
+            assert f.read_bytes()[:2] != b"\x80\x04" and f.read_bytes()[:2] != b"PK"
+
+
+def test_resume_with_other_config_is_refused(store, tmp_path):
+    cfg = preset("tiny").override(steps=2, checkpoint_every=1)
+    train(store.root, tmp_path / "r", cfg, progress=False, cpu=True, stop_after=1)
+    with pytest.raises(ValueError, match="different config"):
+        train(store.root, tmp_path / "r", cfg.override(hidden=64), progress=False, cpu=True)
