@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--preset", default="toy-quick")
     ap.add_argument("--embedder", default="classifier")
     ap.add_argument("--no-full-real", action="store_true")
+    ap.add_argument("--plan", nargs="+", help="explicit rows in order: METHOD@VPC or full-real")
     ap.add_argument(
         "--analyse-only", action="store_true", help="embedding/coverage analysis, no training"
     )
@@ -150,10 +151,15 @@ def main() -> None:
         )
 
     plan: list[tuple[str, int | None]] = []
-    for vpc in args.vpcs:
-        plan += [("random", vpc)] + [(m, vpc) for m in methods]
-    if not args.no_full_real:  # last: the most expensive row (every training clip)
-        plan.append(("full-real", None))
+    if args.plan:  # explicit order, e.g. random@5 tac-dt@5 full-real
+        for item in args.plan:
+            m, _, v = item.partition("@")
+            plan.append((m, int(v) if v else None))
+    else:
+        for vpc in args.vpcs:
+            plan += [("random", vpc)] + [(m, vpc) for m in methods]
+        if not args.no_full_real:  # last: the most expensive row (every training clip)
+            plan.append(("full-real", None))
     for method, vpc in plan:
         if method == "full-real":
             run(method, None, TrainingSet.from_store(store, split="train"), {"mode_coverage": 4.0})

@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore
 
@@ -57,8 +59,36 @@ def _sha(path: Path) -> str:
     return h.hexdigest()
 
 
+def heldout_matching(store: ClipStore, videos, labels, nets: int = 5, width: float = 0.25) -> float:
+    """Σ_c ‖mean φ(real_c) − mean φ(set_c)‖² averaged over ``nets`` fresh random ConvNet3Ds
+    that no synthesizer saw (seeds 10⁹ + i), over ALL real training clips of each class: does
+    a set match the real distribution better than a random real subset does?"""
+    import torch
+
+    from vidistill.synthesize.common import fresh_net
+
+    total = 0.0
+    with torch.no_grad():
+        for i in range(nets):
+            net = fresh_net(store.num_classes, store.spec.frames, store.spec.size, width, 10**9 + i)
+            for c in range(store.num_classes):
+                real = torch.cat(
+                    [
+                        net.features(store.tensor(chunk))
+                        for chunk in np.array_split(store.indices("train", c), 4)
+                    ]
+                )
+                syn = net.features(videos[labels == c].float())
+                total += float((real.mean(0) - syn.mean(0)).pow(2).sum())
+    return total / nets
+
+
 def _load_rows(path: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4f}"
 
 
 def _markdown(rows: list[dict], args) -> str:
@@ -69,8 +99,8 @@ def _markdown(rows: list[dict], args) -> str:
     )
     lines = [
         "| method | VPC | top-1 % | train acc % | clips | stored MiB | synth s | synth peak RSS MB "
-        "| eval s/run | diverged |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| eval s/run | diverged | held-out L_M |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         synth_s = r.get("synth_seconds")
@@ -80,7 +110,7 @@ def _markdown(rows: list[dict], args) -> str:
             f"{r['train_acc_mean']:.1f} | {r['train_clips']} | {r['stored_bytes'] / 2**20:.2f} | "
             f"{'–' if synth_s is None else f'{synth_s:.0f}'} | "
             f"{'–' if synth_m is None else f'{synth_m:.0f}'} | {r['seconds']:.0f} | "
-            f"{r['diverged_runs']} |"
+            f"{r['diverged_runs']} | {_fmt(r.get('heldout_matching'))} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -99,7 +129,7 @@ def main() -> None:
         "--rows",
         nargs="+",
         default=None,
-        help="subset of rows: random herding dm idtd idtd+tau vdsd t3-a t3-b t3-c t4-a t4-b t4-c",
+        help="subset: random herding dm idtd idtd+tau vdsd idtd-real t3-a t3-b t3-c t4-a t4-b t4-c",
     )
     ap.add_argument(
         "--embeddings-from",
@@ -133,12 +163,40 @@ def main() -> None:
         prepare(ToyDataset(), store_dir, spec=ClipSpec(frames=8, size=64), workers=1)
     store = ClipStore(store_dir)
     recipe = Recipe.preset("toy-quick")
+    labels = dict(ABLATIONS_T3 + ABLATIONS_T4)
     rows = _load_rows(args.out_json)
     for other in args.merge_from:
         have = {(r["row"], r["vpc"]) for r in rows}
         rows += [r for r in _load_rows(other / "results.json") if (r["row"], r["vpc"]) not in have]
     done = {(r["row"], r["vpc"]) for r in rows}
     wanted = set(args.rows) if args.rows else None
+
+    if args.diagnose:
+        import torch
+
+        for r in rows:
+            if "heldout_matching" in r:
+                continue
+            if r.get("train_kind") == "synthetic":
+                key = {v: k for k, v in labels.items()}.get(r["row"])
+                guess = {"idtd+tau": "idtd", "idtd-real": "idtd_initreal"}.get(r["row"], r["row"])
+                guess = f"idtd_{key}" if key else guess
+                folder = Path(r.get("synth_dir") or args.work / f"{guess}_vpc{r['vpc']}")
+                syn = SyntheticSet.load(folder)
+                videos, labs = syn.videos, syn.labels
+            elif r["row"] == "random":
+                idx = random_indices(store, r["vpc"], 0)
+                videos, labs = store.tensor(idx), torch.from_numpy(store.labels[idx])
+            else:
+                continue
+            r["heldout_matching"] = heldout_matching(store, videos, labs)
+            print(
+                f"{r['row']} vpc={r['vpc']}: held-out matching {r['heldout_matching']:.4f}",
+                flush=True,
+            )
+        write_json_atomic(args.out_json, rows)
+        write_bytes_atomic(args.out_md, _markdown(rows, args).encode())
+        return
 
     def save() -> None:
         write_json_atomic(args.out_json, rows)
@@ -194,6 +252,7 @@ def main() -> None:
             subprocess.run(cmd, check=True)
         meta = json.loads((out / "done.json").read_text())
         extra = {
+            "synth_dir": str(out),
             "synth_seconds": meta["seconds"],
             "synth_peak_rss_mb": meta["peak_rss_mb"],
             "stored_bytes": meta["bytes_stored"],
@@ -226,7 +285,7 @@ def main() -> None:
         plan += [(n, vpc) for n in ("random", "herding", "dm", "idtd", "idtd+tau", "vdsd")]
     if 1 in args.vpcs:
         plan += [(a, 1) for a, _ in ABLATIONS_T3 + ABLATIONS_T4]
-    labels = dict(ABLATIONS_T3 + ABLATIONS_T4)
+    plan += [("idtd-real", vpc) for vpc in args.vpcs]  # opt-in warm start, labelled
     for key, vpc in plan:
         name = labels.get(key, key)
         if (name, vpc) in done or (wanted is not None and key not in wanted):
@@ -249,6 +308,9 @@ def main() -> None:
             )
         elif key in ("dm", "idtd", "vdsd"):
             syn, extra = synth(key, vpc, key, {})
+            record(name, vpc, TrainingSet.from_synthetic(syn), extra)
+        elif key == "idtd-real":
+            syn, extra = synth("idtd", vpc, "idtd_initreal", {"init": "real"})
             record(name, vpc, TrainingSet.from_synthetic(syn), extra)
         elif key == "idtd+tau":
             syn, extra = synth("idtd", vpc, "idtd", {})

@@ -145,3 +145,50 @@ def test_select_errors_name_the_fix(tmp_path):
         select_store(store, "k-center", 1, progress=False)
     with pytest.raises(ValueError, match="'class0' has only 4 clips"):
         select_store(store, "random", 5, progress=False)
+
+
+def test_streamed_selection_from_file_matches_in_memory(tmp_path):
+    """--memory-budget-mb 0: classes are streamed from the safetensors file in 16-row blocks."""
+    weights = _tiny_videomae(tmp_path)
+    store = _store(tmp_path / "store", size=16, per=(40, 1))
+    embed_store(store, "videomae", weights=weights, batch_size=16, progress=False)
+    for method in ("k-center", "herding", "tac-dt"):
+        mem = select_store(store, method, 3, embedder="videomae", progress=False)
+        streamed = select_store(
+            store, method, 3, embedder="videomae", progress=False, memory_budget_mb=0
+        )
+        for name in store.class_names:
+            assert len(set(streamed["indices"][name])) == 3
+            if method != "tac-dt":  # IncrementalPCA ≠ PCA, so TAC-DT may differ in ties
+                assert streamed["indices"][name] == mem["indices"][name], method
+
+
+@pytest.mark.parametrize("method", registry.names("selector"))
+def test_every_selector_through_the_store_picks_in_class_clips(tmp_path, method):
+    """select_store maps class positions back to store indices of that class, train split only."""
+    store = _store(tmp_path / "store", size=8, per=(6, 2))
+    train = store.indices("train")
+    rng = np.random.default_rng(0)
+    w = StreamingSafetensorsWriter(
+        embeddings_path(store.root, "fake"),
+        {
+            "embeddings": (np.float32, (len(train), 4)),
+            "indices": (np.int64, (len(train),)),
+            "labels": (np.int64, (len(train),)),
+            "probs": (np.float32, (len(train), 3)),
+        },
+        {"embedder": "fake", "split": "train"},
+    )
+    w.write_rows("embeddings", 0, rng.normal(size=(len(train), 4)))
+    w.write_rows("indices", 0, train)
+    w.write_rows("labels", 0, store.labels[train])
+    w.write_rows("probs", 0, rng.dirichlet(np.ones(3), size=len(train)))
+    w.commit()
+    sel = select_store(
+        store, method, 3, seed=1, embedder="fake", progress=False, out=tmp_path / "sel.json"
+    )
+    assert sel["method"] == method and sel["vpc"] == 3 and sel["seed"] == 1
+    for c, name in enumerate(store.class_names):
+        got = sel["indices"][name]
+        assert len(set(got)) == 3 and set(got) <= set(store.indices("train", c).tolist())
+    assert json.loads((tmp_path / "sel.json").read_text())["indices"] == sel["indices"]

@@ -143,3 +143,33 @@ def test_resume_with_other_config_is_refused(store, tmp_path):
     train(store.root, tmp_path / "r", cfg, progress=False, cpu=True, stop_after=1)
     with pytest.raises(ValueError, match="different config"):
         train(store.root, tmp_path / "r", cfg.override(hidden=64), progress=False, cpu=True)
+
+
+def test_init_from_a_pretrained_diffusers_latte(trained, store, tmp_path):
+    from vidistill.generate import load_generator
+
+    out, cfg = trained
+    model, run_cfg = load_generator(out, ema=False)
+    model.transformer.save_pretrained(tmp_path / "latte" / "transformer")  # a pipeline root
+    c, t, h, _ = run_cfg["data"]["latent_shape"]
+    fresh = build_latte(cfg, 3, c, t, h, init=tmp_path / "latte")
+    for (k, a), b in zip(model.transformer.state_dict().items(),
+                         fresh.transformer.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert not any(p.suffix in {".bin", ".pt", ".pkl"} for p in (tmp_path / "latte").rglob("*"))
+    summary = train(store.root, tmp_path / "ft", cfg.override(steps=1), init=str(tmp_path / "latte"),
+                    progress=False, cpu=True)
+    assert summary["finished"]
+
+
+def test_cli_sample(trained, tmp_path):
+    from click.testing import CliRunner
+
+    from vidistill.cli import main
+
+    out, _ = trained
+    res = CliRunner().invoke(main, ["generate", "sample", str(out), "--per-class", "1", "--out",
+                                    str(tmp_path / "pool"), "--steps", "2", "--sampler", "dpm"])
+    assert res.exit_code == 0, res.output
+    assert '"clips": 3' in res.output
+    assert ClipStore(tmp_path / "pool").labels.tolist() == [0, 1, 2]

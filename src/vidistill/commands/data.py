@@ -43,8 +43,8 @@ from vidistill.commands.app import main
 @click.option("--workers", type=int, default=None, help="Decode processes (default: all cores).")
 @click.option("--seed", type=int, default=0, show_default=True, help="toy: generation seed.")
 @click.option("--classes", type=int, default=10, show_default=True, help="toy: number of motion classes.")
-@click.option("--train-per-class", type=int, default=40, show_default=True, help="toy: train clips per class.")
-@click.option("--test-per-class", type=int, default=20, show_default=True, help="toy: test clips per class.")
+@click.option("--train-per-class", type=int, default=100, show_default=True, help="toy: train clips per class.")
+@click.option("--test-per-class", type=int, default=30, show_default=True, help="toy: test clips per class.")
 def prepare(dataset, out, root, csv_file, split, variant, eval_split, only_classes, frames, size,
             stride, short_policy, workers, seed, classes, train_per_class, test_per_class):
     """Decode DATASET once into a memory-mapped ClipStore at --out (resumable).

@@ -12,7 +12,8 @@ Why it looks like this (DESIGN §2):
   clips a method picks matters.
 * **Nuisances**: per-pixel noise, moving distractor blobs, jittered colours/sizes.
 
-Rendering is vectorised NumPy over an (H, W) grid per frame: 600 clips take ~1 s.
+Rendering is vectorised NumPy over an (H, W) grid per frame: the default 1,300 clips
+(100 train + 30 test per class) take a few seconds.
 The clip is rendered directly at the store's spec; ``stride`` scales the motion per
 kept frame, as if every ``stride``-th frame of a longer video were kept.
 """
@@ -90,11 +91,11 @@ class ToyDataset(Dataset):
     def __init__(
         self,
         num_classes: int = 10,
-        train_per_class: int = 40,
-        test_per_class: int = 20,
+        train_per_class: int = 100,
+        test_per_class: int = 30,
         seed: int = 0,
-        noise: float = 28.0,
-        distractors: int = 2,
+        noise: float = 12.0,
+        distractors: int = 1,
     ):
         if not 2 <= num_classes <= len(MOTIONS):
             raise ValueError(f"toy num_classes must be in 2..{len(MOTIONS)}, got {num_classes}")
@@ -187,8 +188,8 @@ def render_clip(
     mode: int,
     rng: np.random.Generator,
     spec: ClipSpec,
-    noise: float = 28.0,
-    distractors: int = 2,
+    noise: float = 12.0,
+    distractors: int = 1,
 ) -> np.ndarray:
     """Render one uint8 clip ``(T, S, S, 3)`` of ``motion`` in visual ``mode``."""
     T, S = spec.frames, spec.size

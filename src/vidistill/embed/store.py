@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+MAX_WINDOW_ROWS = 8192  # file rows per read: 46 MB at D=1408, however large the budget
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
 
 
@@ -141,15 +142,16 @@ class EmbeddingFile:
         """Yield ``(k, block)``: rows ``positions[k:k+len(block)]`` (positions ascending).
 
         Each block is read as one contiguous file slice spanning at most ``chunk_rows``
-        file rows, so memory stays bounded even when a class's rows are interleaved
-        with other classes'.
+        (and at most ``MAX_WINDOW_ROWS``) file rows, so memory stays bounded even when a
+        class's rows are interleaved with other classes'.
         """
         read = self.prob_rows if probs else self.rows
         positions = np.asarray(positions, dtype=np.int64)
+        window = max(1, min(chunk_rows, MAX_WINDOW_ROWS))
         k = 0
         while k < len(positions):
             lo = positions[k]
-            j = int(np.searchsorted(positions, lo + max(1, chunk_rows), side="left"))
+            j = int(np.searchsorted(positions, lo + window, side="left"))
             j = max(j, k + 1)
             block = read(int(lo), int(positions[j - 1]) + 1)
             yield k, block[positions[k:j] - lo]

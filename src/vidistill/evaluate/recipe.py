@@ -27,12 +27,14 @@ from vidistill.registry import register  # noqa: F401  (re-exported: the augment
 
 # ---------------------------------------------------------------------------------------
 # The presets, in one place. ``toy-quick`` is the stated cheaper preset for 2 CPU cores
-# (DESIGN §6: ConvNet3D trains ~35 clips/s there): half-width ConvNet3D, 40 epochs.
+# (DESIGN §6: ConvNet3D trains ~35 clips/s there): half-width ConvNet3D, batch 32, 30 epochs
+# but at least 300 SGD steps — so a 10-clip VPC-1 set gets 300 steps, as VDSD's 500 epochs
+# at one step per epoch give its small sets 500 (see ``min_steps``).
 # Change its numbers HERE; docs/evaluation.md quotes them.
 # ---------------------------------------------------------------------------------------
 PRESETS: dict[str, dict[str, Any]] = {
     "vdsd": {"net": "convnet3d", "width": 1.0, "epochs": 500},
-    "toy-quick": {"net": "convnet3d", "width": 0.5, "epochs": 40},
+    "toy-quick": {"net": "convnet3d", "width": 0.5, "epochs": 30, "batch_size": 32, "min_steps": 300},
 }
 
 
@@ -51,6 +53,7 @@ class Recipe:
     amp_bf16: bool = False  # CUDA only
     augment: str | None = None  # a registered "augment" name; None = no augmentation
     test_views: int = 1  # 1 = centred clip; N > 1 = VDSD multi-view test
+    min_steps: int = 0  # train at least this many SGD steps: epochs grow for small sets (0 = off)
     net_kwargs: dict[str, Any] = field(default_factory=dict)
     preset_name: str = "custom"
 
@@ -84,6 +87,12 @@ class Recipe:
 
     def lr_at(self, epoch: int) -> float:
         return self.lr * (self.lr_drop if epoch >= self.drop_epoch else 1.0)
+
+    def for_set_size(self, n: int) -> Recipe:
+        """The recipe as run on ``n`` clips: ``epochs`` raised so that ``min_steps`` are taken."""
+        steps_per_epoch = -(-n // self.batch_size)
+        need = -(-self.min_steps // steps_per_epoch) if self.min_steps else 0
+        return self if need <= self.epochs else replace(self, epochs=need)
 
     def with_(self, **changes: Any) -> Recipe:
         return replace(self, **changes)

@@ -76,6 +76,7 @@ def train_net(train_set: TrainingSet, recipe: Recipe, seed: int, device: str | t
     """Train a fresh ``recipe.net`` on ``train_set`` for ``recipe.epochs``; returns (model, stats)."""
     device = resolve_device(device)
     data = train_set.to(device)
+    recipe = recipe.for_set_size(data.num_clips)
     torch.manual_seed(seed)
     model = build_net(recipe, data.num_classes, data.frames, data.size).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,

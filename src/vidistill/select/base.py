@@ -72,7 +72,7 @@ class ClassData:
     @property
     def chunk_rows(self) -> int:
         """Rows per streamed block: a quarter of the budget (room for the method's own arrays)."""
-        return max(256, self.budget_bytes // (4 * 4 * max(1, self.dim or 1)))
+        return max(16, self.budget_bytes // (4 * 4 * max(1, self.dim or 1)))
 
     @property
     def fits_in_memory(self) -> bool:

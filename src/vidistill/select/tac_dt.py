@@ -94,7 +94,7 @@ def select_tac_dt(
     dim = int(max(1, min(int(pca_dim), data.n, data.dim or 1)))
     z = _reduce(data, dim, seed)
     stream = not data.fits_in_memory
-    chunk = max(256, data.chunk_rows)
+    chunk = data.chunk_rows
     t = _auto_threshold(z, seed) if threshold == "auto" else float(threshold)
     for _ in range(20):  # bounded search over the threshold (each step ×2 or ÷2)
         birch = _fit_tree(z, t, int(branching_factor), chunk, stream)
