@@ -58,6 +58,7 @@ def coverage(x: np.ndarray, labels: np.ndarray, modes: np.ndarray, method: str, 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/vidistill_toy_grid"))
+    ap.add_argument("--store", type=Path, help="default: WORK/toy")
     ap.add_argument(
         "--out",
         type=Path,
@@ -70,7 +71,7 @@ def main() -> None:
     from vidistill.evaluate import Recipe
     from vidistill.nets import create_net
 
-    store = ClipStore(args.work / "toy")
+    store = ClipStore(args.store or args.work / "toy")
     f = EmbeddingFile(embeddings_path(store.root, "classifier"))
     idx, labels = f.indices, f.labels
     modes = np.array([store.records[i]["meta"]["mode"] for i in idx])

@@ -83,6 +83,7 @@ def analyse(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/vidistill_toy_grid"))
+    ap.add_argument("--store", type=Path, help="toy store to use (default: WORK/toy, prepared)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "toy_selection_grid")
     ap.add_argument("--vpcs", type=int, nargs="+", default=[1, 5, 10])
     ap.add_argument(
@@ -92,6 +93,9 @@ def main() -> None:
     ap.add_argument("--preset", default="toy-quick")
     ap.add_argument("--embedder", default="classifier")
     ap.add_argument("--no-full-real", action="store_true")
+    ap.add_argument(
+        "--embedder-epochs", type=int, help="classifier embedder: epochs (default: the preset's)"
+    )
     ap.add_argument("--plan", nargs="+", help="explicit rows in order: METHOD@VPC or full-real")
     ap.add_argument(
         "--analyse-only", action="store_true", help="embedding/coverage analysis, no training"
@@ -102,24 +106,37 @@ def main() -> None:
     from vidistill.embed import embed_store, embeddings_path
     from vidistill.prepare import prepare
 
-    store_dir = args.work / "toy"
+    store_dir = args.store or args.work / "toy"
     if not (store_dir / "store.json").is_file():
         prepare(ToyDataset(), store_dir, spec=ClipSpec(frames=8, size=64), workers=1)
     store = ClipStore(store_dir)
-    if not embeddings_path(store_dir, args.embedder).is_file():
-        t0 = time.perf_counter()
-        embed_store(store, args.embedder, seed=0)
-        print(f"embedder ready in {time.perf_counter() - t0:.0f}s")
-    recipe = Recipe.preset(args.preset)
     # TAC-DT first (the paper's method, beside random), then the baselines: on 2 shared
     # cores a killed grid should have the comparison that matters most.
     methods = args.methods or sorted(
         (m for m in registry.names("selector") if m != "random"), key=lambda m: (m != "tac-dt", m)
     )
+    plan: list[tuple[str, int | None]] = []
+    if args.plan:  # explicit order, e.g. random@5 tac-dt@5 full-real
+        for item in args.plan:
+            m, _, v = item.partition("@")
+            plan.append((m, int(v) if v else None))
+    else:
+        for vpc in args.vpcs:
+            plan += [("random", vpc)] + [(m, vpc) for m in methods]
+        if not args.no_full_real:  # last: the most expensive row (every training clip)
+            plan.append(("full-real", None))
+    needs_embeddings = args.analyse_only or any(m not in ("random", "full-real") for m, _ in plan)
+    if needs_embeddings and not embeddings_path(store_dir, args.embedder).is_file():
+        t0 = time.perf_counter()
+        opts = {"epochs": args.embedder_epochs} if args.embedder_epochs else {}
+        embed_store(store, args.embedder, seed=0, **opts)
+        print(f"embedder ready in {time.perf_counter() - t0:.0f}s")
+    recipe = Recipe.preset(args.preset)
     args.out.mkdir(parents=True, exist_ok=True)
-    info = analyse(store, args.embedder, args.vpcs, methods, args.runs)
-    (args.out / "analysis.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(json.dumps(info, indent=2), flush=True)
+    if needs_embeddings:
+        info = analyse(store, args.embedder, args.vpcs, methods, args.runs)
+        (args.out / "analysis.json").write_text(json.dumps(info, indent=2) + "\n")
+        print(json.dumps(info, indent=2), flush=True)
     if args.analyse_only:
         return
     results = args.out / "results.json"
@@ -150,16 +167,6 @@ def main() -> None:
             flush=True,
         )
 
-    plan: list[tuple[str, int | None]] = []
-    if args.plan:  # explicit order, e.g. random@5 tac-dt@5 full-real
-        for item in args.plan:
-            m, _, v = item.partition("@")
-            plan.append((m, int(v) if v else None))
-    else:
-        for vpc in args.vpcs:
-            plan += [("random", vpc)] + [(m, vpc) for m in methods]
-        if not args.no_full_real:  # last: the most expensive row (every training clip)
-            plan.append(("full-real", None))
     for method, vpc in plan:
         if method == "full-real":
             run(method, None, TrainingSet.from_store(store, split="train"), {"mode_coverage": 4.0})

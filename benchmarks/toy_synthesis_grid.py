@@ -59,6 +59,9 @@ def _sha(path: Path) -> str:
     return h.hexdigest()
 
 
+_REAL_MEANS: dict[tuple[int, int], object] = {}
+
+
 def heldout_matching(store: ClipStore, videos, labels, nets: int = 5, width: float = 0.25) -> float:
     """Σ_c ‖mean φ(real_c) − mean φ(set_c)‖² averaged over ``nets`` fresh random ConvNet3Ds
     that no synthesizer saw (seeds 10⁹ + i), over ALL real training clips of each class: does
@@ -72,14 +75,12 @@ def heldout_matching(store: ClipStore, videos, labels, nets: int = 5, width: flo
         for i in range(nets):
             net = fresh_net(store.num_classes, store.spec.frames, store.spec.size, width, 10**9 + i)
             for c in range(store.num_classes):
-                real = torch.cat(
-                    [
-                        net.features(store.tensor(chunk))
-                        for chunk in np.array_split(store.indices("train", c), 4)
-                    ]
-                )
+                if (i, c) not in _REAL_MEANS:
+                    idx = store.indices("train", c)
+                    feats = [net.features(store.tensor(chunk)) for chunk in np.array_split(idx, 4)]
+                    _REAL_MEANS[i, c] = torch.cat(feats).mean(0)
                 syn = net.features(videos[labels == c].float())
-                total += float((real.mean(0) - syn.mean(0)).pow(2).sum())
+                total += float((_REAL_MEANS[i, c] - syn.mean(0)).pow(2).sum())
     return total / nets
 
 
@@ -149,6 +150,11 @@ def main() -> None:
         nargs="*",
         default=[],
         help="also include the rows of these --out folders (e.g. blocks run in parallel)",
+    )
+    ap.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="only add the held-out matching loss to existing rows (no training)",
     )
     args = ap.parse_args()
     args.out_json, args.out_md = args.out / "results.json", args.out / "results.md"

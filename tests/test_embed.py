@@ -118,7 +118,7 @@ def test_latent_not_implemented_yet(tmp_path):
 
 def test_classifier_embedder_trains_once_and_caches(tmp_path):
     store = _store(tmp_path / "store")
-    path = embed_store(store, "classifier", progress=False, epochs=1, batch_size=4)
+    path = embed_store(store, "classifier", progress=False, epochs=1, batch_size=4, recipe="vdsd")
     emb = EmbeddingFile(path)
     assert emb.has_probs and emb.prob_rows(0, emb.n).shape == (emb.n, 3)
     np.testing.assert_allclose(emb.prob_rows(0, emb.n).sum(1), 1.0, rtol=1e-5)
@@ -127,7 +127,12 @@ def test_classifier_embedder_trains_once_and_caches(tmp_path):
     stamp = net.stat().st_mtime_ns
     again = EmbeddingFile(
         embed_store(
-            store, "classifier", progress=False, epochs=1, out=tmp_path / "again.safetensors"
+            store,
+            "classifier",
+            progress=False,
+            epochs=1,
+            recipe="vdsd",
+            out=tmp_path / "again.safetensors",
         )
     )
     assert net.stat().st_mtime_ns == stamp, "cached net must be reused, not retrained"

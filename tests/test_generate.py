@@ -34,7 +34,7 @@ def store(tmp_path_factory) -> ClipStore:
 
 @pytest.fixture(scope="module")
 def trained(store, tmp_path_factory) -> tuple[Path, object]:
-    cfg = preset("tiny").override(steps=30, lr=3e-3, checkpoint_every=10)
+    cfg = preset("tiny").override(steps=20, lr=3e-3, checkpoint_every=10)
     out = tmp_path_factory.mktemp("gen") / "run"
     train(store.root, out, cfg, progress=False, cpu=True)
     return out, cfg
@@ -60,9 +60,10 @@ def test_loss_on_fixed_batch_falls(trained):
     model.load_state_dict(load_file(str(out / "model.safetensors")))
     after = _fixed_batch_loss(model, cfg, latents, labels)
     assert np.isfinite(after)
+    print(f"fixed-batch loss {before:.4f} -> {after:.4f}")
     assert after < 0.8 * before, (before, after)
     done = json.loads((out / "done.json").read_text())
-    assert done["step"] == 30 and done["finished"]
+    assert done["step"] == 20 and done["finished"]
 
 
 def test_sample_pool_shapes_labels_and_seeds(trained, store, tmp_path):
@@ -116,7 +117,9 @@ def test_cfg_uses_null_label(trained):
 
 
 def test_resume_is_exact_and_checkpoints_are_safetensors(store, tmp_path):
-    cfg = preset("tiny").override(steps=5, checkpoint_every=2, label_dropout=0.5)
+    # ε-prediction here (the fixture trains v), so both targets run
+    cfg = preset("tiny").override(steps=5, checkpoint_every=2, label_dropout=0.5,
+                                  prediction_type="epsilon")
     train(store.root, tmp_path / "a", cfg, progress=False, cpu=True)
     # "kill" after 3 steps: the step-2 checkpoint exists, step 3 is lost
     part = train(store.root, tmp_path / "b", cfg, progress=False, cpu=True, stop_after=3)
@@ -153,12 +156,13 @@ def test_init_from_a_pretrained_diffusers_latte(trained, store, tmp_path):
     model.transformer.save_pretrained(tmp_path / "latte" / "transformer")  # a pipeline root
     c, t, h, _ = run_cfg["data"]["latent_shape"]
     fresh = build_latte(cfg, 3, c, t, h, init=tmp_path / "latte")
-    for (k, a), b in zip(model.transformer.state_dict().items(),
-                         fresh.transformer.state_dict().values()):
-        assert torch.equal(a, b), k
+    sd_a, sd_b = model.transformer.state_dict(), fresh.transformer.state_dict()
+    assert sd_a.keys() == sd_b.keys()
+    for k in sd_a:
+        assert torch.equal(sd_a[k], sd_b[k]), k
     assert not any(p.suffix in {".bin", ".pt", ".pkl"} for p in (tmp_path / "latte").rglob("*"))
-    summary = train(store.root, tmp_path / "ft", cfg.override(steps=1), init=str(tmp_path / "latte"),
-                    progress=False, cpu=True)
+    summary = train(store.root, tmp_path / "ft", cfg.override(steps=1),
+                    init=str(tmp_path / "latte"), progress=False, cpu=True)
     assert summary["finished"]
 
 

@@ -143,3 +143,12 @@ def test_tac_dt_streaming_matches_blob_coverage():
         if method != "dm-mmd":  # MiniBatchKMeans streamed vs KMeans in memory differ
             assert streamed == in_memory, method
         assert len(set(streamed)) == 4
+
+
+def test_tac_dt_options_validate_and_apply():
+    x, blob = _blobs(4, 25, 16, seed=3)
+    for opts in ({"whiten": True}, {"pca_dim": 4}, {"threshold": 0.5, "branching_factor": 10}):
+        pos = run_selector("tac-dt", ClassData.from_array(x), 4, **opts)
+        assert sorted(blob[pos].tolist()) == [0, 1, 2, 3], opts
+    with pytest.raises(TypeError):
+        run_selector("tac-dt", ClassData.from_array(x), 4, no_such_option=1)

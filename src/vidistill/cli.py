@@ -5,6 +5,7 @@ from vidistill.commands import (  # noqa: F401  (each module registers its comma
     evaluate,
     generate,
     report,
+    run,
     select,
     synthesize,
 )

@@ -80,6 +80,8 @@ def sample_cmd(run_dir, per_class, out, steps, guidance, sampler, batch, seed, n
 @click.option("--real", required=True, type=click.Path(exists=True, file_okay=False),
               help="The real ClipStore (train + test splits) the generator learned.")
 @click.option("--recipe", default="toy-quick", show_default=True, help="Evaluator recipe preset.")
+@click.option("--batch-size", type=int, help="Override the recipe's batch size (stated in output).")
+@click.option("--epochs", type=int, help="Override the recipe's epochs (stated in the output).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Evaluator run seed.")
 @click.option("--cache", type=click.Path(file_okay=False),
               help="Folder to cache the full-real net/row in (reused across pools).")
@@ -87,13 +89,15 @@ def sample_cmd(run_dir, per_class, out, steps, guidance, sampler, batch, seed, n
               help="Write the figures as JSON.")
 @click.option("--strip", "strip_png", type=click.Path(dir_okay=False),
               help="Also write a frame strip PNG (one generated clip per class).")
-def quality_cmd(pool, real, recipe, seed, cache, out_json, strip_png):
+def quality_cmd(pool, real, recipe, batch_size, epochs, seed, cache, out_json, strip_png):
     """full-syn vs full-real accuracy and the Fréchet classifier distance (FCD) of POOL."""
     from vidistill.atomic import write_json_atomic
     from vidistill.clipstore import ClipStore
     from vidistill.generate.quality import frame_strip, pool_quality
 
-    res = pool_quality(ClipStore(pool), ClipStore(real), recipe=recipe, seed=seed, cache=cache)
+    overrides = {k: v for k, v in {"batch_size": batch_size, "epochs": epochs}.items() if v}
+    res = pool_quality(ClipStore(pool), ClipStore(real), recipe=recipe, seed=seed, cache=cache,
+                       overrides=overrides)
     if strip_png:
         frame_strip(ClipStore(pool), strip_png, real=ClipStore(real))
         res["strip"] = strip_png

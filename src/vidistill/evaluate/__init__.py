@@ -9,12 +9,14 @@ test it on the REAL test split, report the final epoch (never a test-selected on
 
 from vidistill.evaluate.metrics import classification_metrics
 from vidistill.evaluate.protocol import (
+    combine_runs,
     evaluate,
     full_real,
     load_selection,
     random_indices,
     random_subset,
     selection_set,
+    summarise_runs,
 )
 from vidistill.evaluate.recipe import PRESETS, Recipe
 from vidistill.evaluate.results import format_markdown_table, load_results, update_results
@@ -27,6 +29,7 @@ __all__ = [
     "TrainStats",
     "TrainingSet",
     "classification_metrics",
+    "combine_runs",
     "evaluate",
     "format_markdown_table",
     "full_real",
@@ -37,6 +40,7 @@ __all__ = [
     "random_subset",
     "resolve_device",
     "selection_set",
+    "summarise_runs",
     "train_net",
     "update_results",
 ]

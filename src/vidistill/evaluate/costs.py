@@ -29,7 +29,9 @@ def peak_vram_mb(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 
-def flops_per_clip(model: nn.Module, frames: int, size: int, device: torch.device | str = "cpu") -> int:
+def flops_per_clip(
+    model: nn.Module, frames: int, size: int, device: torch.device | str = "cpu"
+) -> int:
     """Forward FLOPs for one ``(1,3,T,H,W)`` clip (``torch.utils.flop_counter``, 2 per MAC).
     A training step costs about 3× this (forward + backward)."""
     was_training = model.training

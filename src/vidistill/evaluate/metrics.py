@@ -79,8 +79,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def classification_metrics(y_true: Any, scores: Any, num_classes: int | None = None,
-                           scores_are_probs: bool = False) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Any, scores: Any, num_classes: int | None = None, scores_are_probs: bool = False
+) -> dict[str, Any]:
     """Metrics of predictions ``scores`` (logits, or probabilities with ``scores_are_probs``).
 
     Returns fractions: ``top1, top5, auc`` (macro one-vs-rest on softmax probabilities),

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from vidistill.evaluate.recipe import Recipe
 from vidistill.evaluate.train import build_net, predict, resolve_device, train_net
 from vidistill.evaluate.trainset import TrainingSet
 
-TrainSource = Union[TrainingSet, Callable[[int], TrainingSet]]
+TrainSource = TrainingSet | Callable[[int], TrainingSet]
 
 
 # -- training sources --------------------------------------------------------------------
@@ -58,15 +58,21 @@ def random_indices(store: ClipStore, vpc: int, seed: int, split: str = "train") 
 
 
 def random_subset(store: ClipStore, vpc: int, seed: int, split: str = "train") -> TrainingSet:
-    return TrainingSet.from_store(store, random_indices(store, vpc, seed, split),
-                                  meta={"method": "random", "vpc": vpc, "draw_seed": seed})
+    return TrainingSet.from_store(
+        store,
+        random_indices(store, vpc, seed, split),
+        meta={"method": "random", "vpc": vpc, "draw_seed": seed},
+    )
 
 
 def load_selection(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     sel = json.loads(path.read_text())
     if not isinstance(sel, dict) or not isinstance(sel.get("indices"), dict):
-        raise ValueError(f"{path}: a selection is a JSON object with 'indices': {{class_name: [clip index, ...]}}")
+        raise ValueError(
+            f"{path}: a selection is a JSON object with "
+            "'indices': {{class_name: [clip index, ...]}}"
+        )
     sel.setdefault("method", path.stem)
     return sel
 
@@ -77,12 +83,19 @@ def selection_set(store: ClipStore, selection: dict[str, Any]) -> TrainingSet:
     idx: list[int] = []
     for name, items in selection["indices"].items():
         if name not in name_to_label:
-            raise ValueError(f"selection class {name!r} is not in {store.root} (classes: {store.class_names[:5]}...)")
+            raise ValueError(
+                f"selection class {name!r} is not in {store.root} "
+                f"(classes: {store.class_names[:5]}...)"
+            )
         items = [int(i) for i in items]
-        bad = [i for i in items if not 0 <= i < len(store) or store.labels[i] != name_to_label[name]]
+        bad = [
+            i for i in items if not 0 <= i < len(store) or store.labels[i] != name_to_label[name]
+        ]
         if bad:
-            raise ValueError(f"selection for class {name!r}: clips {bad[:5]} are not clips of that class in "
-                             f"{store.root} (wrong store? pass the pool it indexes with 'store' / --train-store)")
+            raise ValueError(
+                f"selection for class {name!r}: clips {bad[:5]} are not clips of that class in "
+                f"{store.root} (wrong store? pass the pool it indexes with 'store' / --train-store)"
+            )
         idx += items
     meta = {k: selection[k] for k in ("method", "vpc", "seed", "seconds") if k in selection}
     return TrainingSet.from_store(store, np.asarray(idx, np.int64), meta=meta)
@@ -94,6 +107,54 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     if np.isnan(a).all():
         return float("nan"), float("nan")
     return float(np.nanmean(a)), float(np.nanstd(a))
+
+
+def summarise_runs(per_run: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std (and costs) over the ``per_run`` records of one experiment."""
+    out: dict[str, Any] = {}
+    for k in ("top1", "top5", "auc", "f1", "train_acc", "train_loss"):
+        out[f"{k}_mean"], out[f"{k}_std"] = _mean_std([p[k] for p in per_run])
+    pca = np.asarray([p["per_class_acc"] for p in per_run], dtype=float)
+    out["per_class_acc_mean"] = np.nanmean(pca, axis=0).tolist()
+    out["runs"] = len(per_run)
+    out["seeds"] = [p["seed"] for p in per_run]
+    out["diverged_runs"] = sum(p["diverged"] for p in per_run)
+    out["seconds"] = float(np.mean([p["seconds"] for p in per_run]))  # per run
+    out["seconds_total"] = float(np.sum([p["seconds"] for p in per_run]))
+    out["peak_rss_mb"] = max(p["peak_rss_mb"] for p in per_run)
+    vram = [p["peak_vram_mb"] for p in per_run if p["peak_vram_mb"] is not None]
+    out["peak_vram_mb"] = max(vram) if vram else None
+    out["train_bytes"] = int(np.mean([p["train_bytes"] for p in per_run]))
+    out["train_clips"] = int(np.mean([p["train_clips"] for p in per_run]))
+    return out
+
+
+def combine_runs(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from rows of the SAME experiment run as separate commands (e.g. one seed per
+    process, to use several cores): per-run records are pooled, sorted by seed, summarised.
+    Because run ``r`` depends only on its seed, ``--seed 1 --runs 1`` reproduces run 1 of
+    ``--seed 0 --runs 3`` exactly, so the combined row equals the single command's."""
+    from vidistill.evaluate.results import KEY_FIELDS
+
+    if not rows:
+        raise ValueError("combine_runs needs at least one row")
+    key = {k: rows[0].get(k) for k in KEY_FIELDS}
+    for r in rows[1:]:
+        diff = [k for k in KEY_FIELDS if r.get(k) != key[k]]
+        if diff or r.get("recipe") != rows[0].get("recipe"):
+            what = diff or ["recipe"]
+            raise ValueError(f"rows are not runs of one experiment: they differ in {what}")
+    per_run = sorted((p for r in rows for p in r["per_run"]), key=lambda p: p["seed"])
+    seeds = [p["seed"] for p in per_run]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"duplicate seeds across rows: {seeds}")
+    row = {k: v for k, v in rows[0].items() if k != "per_run"}
+    row.update(summarise_runs(per_run))
+    row["train_frames"] = row["train_clips"] * (
+        rows[0]["train_frames"] // max(rows[0]["train_clips"], 1)
+    )
+    row["per_run"] = per_run
+    return row
 
 
 def evaluate(
@@ -129,32 +190,51 @@ def evaluate(
         train_set = train_source(s) if callable(train_source) else train_source
         first = first or train_set
         if (train_set.frames, train_set.size) != (test_set.frames, test_set.size):
-            raise ValueError(f"training clips are {train_set.frames}×{train_set.size}² but the test store's "
-                             f"are {test_set.frames}×{test_set.size}²: distil at the store's clip spec")
+            raise ValueError(
+                f"training clips are {train_set.frames}×{train_set.size}² but the test store's "
+                f"are {test_set.frames}×{test_set.size}²: distil at the store's clip spec"
+            )
         if train_set.class_names != test_store.class_names:
-            raise ValueError("training and test class names differ (order matters): "
-                             f"{train_set.class_names[:4]}... vs {test_store.class_names[:4]}...")
+            raise ValueError(
+                "training and test class names differ (order matters): "
+                f"{train_set.class_names[:4]}... vs {test_store.class_names[:4]}..."
+            )
         if flops is None:
-            flops = flops_per_clip(build_net(recipe, train_set.num_classes, train_set.frames,
-                                             train_set.size), train_set.frames, train_set.size)
+            flops = flops_per_clip(
+                build_net(recipe, train_set.num_classes, train_set.frames, train_set.size),
+                train_set.frames,
+                train_set.size,
+            )
         reset_peak_vram(device)
         t0 = time.perf_counter()
         desc = f"{method} vpc={vpc if vpc is not None else 'all'} run {r + 1}/{runs}"
-        model, stats = train_net(train_set, recipe, seed=s, device=device, progress=progress, desc=desc)
+        model, stats = train_net(
+            train_set, recipe, seed=s, device=device, progress=progress, desc=desc
+        )
         probs = predict(model, test_set, recipe, device=device, seed=s)
         m = classification_metrics(y_test, probs, test_store.num_classes, scores_are_probs=True)
-        per_run.append({
-            "seed": s,
-            "top1": 100 * m["top1"], "top5": 100 * m["top5"], "auc": 100 * m["auc"], "f1": 100 * m["f1"],
-            "per_class_acc": [100 * v for v in m["per_class_acc"]],
-            "train_acc": 100 * stats.train_acc, "train_loss": stats.train_loss,
-            "diverged": stats.diverged, "diverged_reason": stats.diverged_reason,
-            "epochs_run": stats.epochs_run,
-            "seconds": time.perf_counter() - t0, "train_seconds": stats.seconds,
-            "train_clips_per_s": stats.clips_per_s,
-            "peak_rss_mb": peak_rss_mb(), "peak_vram_mb": peak_vram_mb(device),
-            "train_clips": train_set.num_clips, "train_bytes": train_set.bytes_stored(),
-        })
+        per_run.append(
+            {
+                "seed": s,
+                "top1": 100 * m["top1"],
+                "top5": 100 * m["top5"],
+                "auc": 100 * m["auc"],
+                "f1": 100 * m["f1"],
+                "per_class_acc": [100 * v for v in m["per_class_acc"]],
+                "train_acc": 100 * stats.train_acc,
+                "train_loss": stats.train_loss,
+                "diverged": stats.diverged,
+                "diverged_reason": stats.diverged_reason,
+                "epochs_run": stats.epochs_run,
+                "seconds": time.perf_counter() - t0,
+                "train_seconds": stats.seconds,
+                "train_clips_per_s": stats.clips_per_s,
+                "peak_rss_mb": peak_rss_mb(),
+                "peak_vram_mb": peak_vram_mb(device),
+                "train_clips": train_set.num_clips,
+                "train_bytes": train_set.bytes_stored(),
+            }
+        )
         del model
     assert first is not None
     row: dict[str, Any] = {
@@ -170,27 +250,19 @@ def evaluate(
         "runs": runs,
         "seeds": seeds,
     }
-    for k in ("top1", "top5", "auc", "f1", "train_acc", "train_loss"):
-        row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([p[k] for p in per_run])
-    pca = np.asarray([p["per_class_acc"] for p in per_run], dtype=float)
-    row["per_class_acc_mean"] = np.nanmean(pca, axis=0).tolist()
-    row["diverged_runs"] = sum(p["diverged"] for p in per_run)
-    row["seconds"] = float(np.mean([p["seconds"] for p in per_run]))  # per run
-    row["seconds_total"] = float(np.sum([p["seconds"] for p in per_run]))
-    row["peak_rss_mb"] = max(p["peak_rss_mb"] for p in per_run)
-    vram = [p["peak_vram_mb"] for p in per_run if p["peak_vram_mb"] is not None]
-    row["peak_vram_mb"] = max(vram) if vram else None
+    row.update(summarise_runs(per_run))
     row["flops_per_clip"] = flops
-    row["train_bytes"] = int(np.mean([p["train_bytes"] for p in per_run]))
-    row["train_clips"] = int(np.mean([p["train_clips"] for p in per_run]))
     row["train_frames"] = row["train_clips"] * first.frames
     row["train_kind"] = first.kind
     row["test_clips"] = int(len(test_idx))
     row["class_names"] = test_store.class_names
     row["recipe"] = recipe.to_dict()
     row["device"] = str(device)
-    row["env"] = {"torch": torch.__version__, "python": platform.python_version(),
-                  "threads": torch.get_num_threads()}
+    row["env"] = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+    }
     row["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     row["per_run"] = per_run
     return row

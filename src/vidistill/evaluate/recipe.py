@@ -27,14 +27,21 @@ from vidistill.registry import register  # noqa: F401  (re-exported: the augment
 
 # ---------------------------------------------------------------------------------------
 # The presets, in one place. ``toy-quick`` is the stated cheaper preset for 2 CPU cores
-# (DESIGN §6: ConvNet3D trains ~35 clips/s there): half-width ConvNet3D, batch 32, 30 epochs
+# (DESIGN §6: ConvNet3D trains ~35 clips/s there): quarter-width ConvNet3D (channels
+# 16-32-32, ~8x cheaper), batch 32, 30 epochs
 # but at least 300 SGD steps — so a 10-clip VPC-1 set gets 300 steps, as VDSD's 500 epochs
 # at one step per epoch give its small sets 500 (see ``min_steps``).
 # Change its numbers HERE; docs/evaluation.md quotes them.
 # ---------------------------------------------------------------------------------------
 PRESETS: dict[str, dict[str, Any]] = {
     "vdsd": {"net": "convnet3d", "width": 1.0, "epochs": 500},
-    "toy-quick": {"net": "convnet3d", "width": 0.5, "epochs": 30, "batch_size": 32, "min_steps": 300},
+    "toy-quick": {
+        "net": "convnet3d",
+        "width": 0.5,
+        "epochs": 30,
+        "batch_size": 32,
+        "min_steps": 300,
+    },
 }
 
 
@@ -69,11 +76,15 @@ class Recipe:
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0 or None (off), got {self.grad_clip}")
         if not 0.0 <= self.lr_drop_at <= 1.0:
-            raise ValueError(f"lr_drop_at is a fraction of the epochs in [0, 1], got {self.lr_drop_at}")
+            raise ValueError(
+                f"lr_drop_at is a fraction of the epochs in [0, 1], got {self.lr_drop_at}"
+            )
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> Recipe:
-        """``Recipe.preset("vdsd")`` (the paper's) or ``"toy-quick"`` (stated cheaper); overrides win."""
+        """``Recipe.preset("vdsd")`` (the paper's) or ``"toy-quick"`` (stated cheaper).
+
+        Keyword overrides win; ``None`` overrides are ignored (CLI options left unset)."""
         if name not in PRESETS:
             raise KeyError(f"unknown recipe preset {name!r}; choose one of: {', '.join(PRESETS)}")
         kw = {**PRESETS[name], "preset_name": name}

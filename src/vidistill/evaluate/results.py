@@ -13,7 +13,17 @@ from vidistill.atomic import write_json_atomic
 
 # A row is replaced only by a rerun of the same experiment: same training source, method,
 # VPC, network and recipe knobs that change the numbers.
-KEY_FIELDS = ("dataset", "source", "method", "vpc", "net", "width", "epochs", "test_views", "preset")
+KEY_FIELDS = (
+    "dataset",
+    "source",
+    "method",
+    "vpc",
+    "net",
+    "width",
+    "epochs",
+    "test_views",
+    "preset",
+)
 
 
 def row_key(row: dict[str, Any]) -> tuple:
@@ -56,22 +66,42 @@ def _pm(mean: Any, std: Any) -> str:
 
 def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """One line per row: accuracies in %, mean ± std over runs, storage and cost beside VPC."""
-    head = ["dataset", "method", "VPC", "net", "train MB", "runs", "top-1 %", "top-5 %", "AUC %",
-            "F1 %", "train acc %", "diverged", "s/run", "peak RSS MB"]
+    head = [
+        "dataset",
+        "method",
+        "VPC",
+        "net",
+        "train MB",
+        "runs",
+        "top-1 %",
+        "top-5 %",
+        "AUC %",
+        "F1 %",
+        "train acc %",
+        "diverged",
+        "s/run",
+        "peak RSS MB",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         net = r.get("net", "?")
         if r.get("width", 1.0) != 1.0:
             net = f"{net}×{r['width']:g}"
         cells = [
-            str(r.get("dataset", "?")), str(r.get("method", "?")),
-            "all" if r.get("vpc") is None else str(r["vpc"]), net,
-            f"{r.get('train_bytes', 0) / 1e6:.3f}", str(r.get("runs", "?")),
-            _pm(r.get("top1_mean"), r.get("top1_std")), _pm(r.get("top5_mean"), r.get("top5_std")),
-            _pm(r.get("auc_mean"), r.get("auc_std")), _pm(r.get("f1_mean"), r.get("f1_std")),
+            str(r.get("dataset", "?")),
+            str(r.get("method", "?")),
+            "all" if r.get("vpc") is None else str(r["vpc"]),
+            net,
+            f"{r.get('train_bytes', 0) / 1e6:.3f}",
+            str(r.get("runs", "?")),
+            _pm(r.get("top1_mean"), r.get("top1_std")),
+            _pm(r.get("top5_mean"), r.get("top5_std")),
+            _pm(r.get("auc_mean"), r.get("auc_std")),
+            _pm(r.get("f1_mean"), r.get("f1_std")),
             _pm(r.get("train_acc_mean"), r.get("train_acc_std")),
             f"{r.get('diverged_runs', 0)}/{r.get('runs', '?')}",
-            f"{r.get('seconds', float('nan')):.1f}", f"{r.get('peak_rss_mb', float('nan')):.0f}",
+            f"{r.get('seconds', float('nan')):.1f}",
+            f"{r.get('peak_rss_mb', float('nan')):.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -56,7 +56,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but torch.cuda.is_available() is False; use --device cpu")
+        raise RuntimeError(
+            "--device cuda requested but torch.cuda.is_available() is False; use --device cpu"
+        )
     return device
 
 
@@ -67,20 +69,33 @@ def _autocast(recipe: Recipe, device: torch.device):
 
 
 def build_net(recipe: Recipe, num_classes: int, frames: int, size: int) -> nn.Module:
-    return create_net(recipe.net, num_classes=num_classes, frames=frames, size=size,
-                      width=recipe.width, **recipe.net_kwargs)
+    return create_net(
+        recipe.net,
+        num_classes=num_classes,
+        frames=frames,
+        size=size,
+        width=recipe.width,
+        **recipe.net_kwargs,
+    )
 
 
-def train_net(train_set: TrainingSet, recipe: Recipe, seed: int, device: str | torch.device | None = None,
-              progress: bool = False, desc: str = "train") -> tuple[nn.Module, TrainStats]:
-    """Train a fresh ``recipe.net`` on ``train_set`` for ``recipe.epochs``; returns (model, stats)."""
+def train_net(
+    train_set: TrainingSet,
+    recipe: Recipe,
+    seed: int,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    desc: str = "train",
+) -> tuple[nn.Module, TrainStats]:
+    """Train a fresh ``recipe.net`` on ``train_set`` for ``recipe.epochs``: (model, stats)."""
     device = resolve_device(device)
     data = train_set.to(device)
     recipe = recipe.for_set_size(data.num_clips)
     torch.manual_seed(seed)
     model = build_net(recipe, data.num_classes, data.frames, data.size).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
     gen = torch.Generator().manual_seed(seed)  # data order + augmentation, CPU so it is portable
     augment = registry.get("augment", recipe.augment) if recipe.augment else None
     n, bs = data.num_clips, recipe.batch_size
@@ -96,7 +111,7 @@ def train_net(train_set: TrainingSet, recipe: Recipe, seed: int, device: str | t
         perm = torch.randperm(n, generator=gen).to(device)
         loss_sum = torch.zeros((), device=device)
         for start in range(0, n, bs):
-            idx = perm[start:start + bs]
+            idx = perm[start : start + bs]
             x, y = data.batch(idx), data.labels[idx]
             if augment is not None:
                 x = augment(x, gen)
@@ -125,19 +140,32 @@ def train_net(train_set: TrainingSet, recipe: Recipe, seed: int, device: str | t
         train_acc = correct / n
         majority = max(data.class_counts())
         if data.num_classes > 1 and correct <= majority:
-            diverged_reason = (f"train accuracy {train_acc:.3f} is at chance (majority-class rate "
-                               f"{majority / n:.3f}): the net collapsed or never learned")
+            diverged_reason = (
+                f"train accuracy {train_acc:.3f} is at chance (majority-class rate "
+                f"{majority / n:.3f}): the net collapsed or never learned"
+            )
     stats = TrainStats(
-        train_loss=curve[-1], train_acc=train_acc, diverged=diverged_reason is not None,
-        diverged_reason=diverged_reason, epochs_run=epochs_run, seconds=seconds,
-        clips_per_s=n * epochs_run / max(seconds, 1e-9), loss_curve=curve,
+        train_loss=curve[-1],
+        train_acc=train_acc,
+        diverged=diverged_reason is not None,
+        diverged_reason=diverged_reason,
+        epochs_run=epochs_run,
+        seconds=seconds,
+        clips_per_s=n * epochs_run / max(seconds, 1e-9),
+        loss_curve=curve,
     )
     return model, stats
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: TrainingSet, recipe: Recipe, device: str | torch.device | None = None,
-            seed: int = 0, batch_size: int | None = None) -> torch.Tensor:
+def predict(
+    model: nn.Module,
+    data: TrainingSet,
+    recipe: Recipe,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """Eval-mode class probabilities ``(N, classes)`` on CPU (softmax; mean over N views).
 
     Multi-view (``recipe.test_views`` > 1, VDSD-style): each view shifts the clip by a random

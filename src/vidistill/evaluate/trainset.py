@@ -35,10 +35,16 @@ class TrainingSet:
     ):
         if kind == "real":
             if videos.dtype != torch.uint8 or videos.ndim != 5 or videos.shape[-1] != 3:
-                raise ValueError(f"real clips must be uint8 (N,T,H,W,3), got {tuple(videos.shape)} {videos.dtype}")
+                raise ValueError(
+                    "real clips must be uint8 (N,T,H,W,3), "
+                    f"got {tuple(videos.shape)} {videos.dtype}"
+                )
         elif kind == "synthetic":
             if not videos.is_floating_point() or videos.ndim != 5 or videos.shape[1] != 3:
-                raise ValueError(f"synthetic videos must be float (N,3,T,H,W), got {tuple(videos.shape)} {videos.dtype}")
+                raise ValueError(
+                    "synthetic videos must be float (N,3,T,H,W), "
+                    f"got {tuple(videos.shape)} {videos.dtype}"
+                )
         else:
             raise ValueError(f"kind must be 'real' or 'synthetic', got {kind!r}")
         labels = torch.as_tensor(labels, dtype=torch.long)
@@ -47,7 +53,10 @@ class TrainingSet:
         if videos.shape[0] == 0:
             raise ValueError("a training set needs at least one clip")
         if int(labels.min()) < 0 or int(labels.max()) >= len(class_names):
-            raise ValueError(f"labels must be in [0, {len(class_names)}), got [{int(labels.min())}, {int(labels.max())}]")
+            raise ValueError(
+                f"labels must be in [0, {len(class_names)}), "
+                f"got [{int(labels.min())}, {int(labels.max())}]"
+            )
         self.videos = videos.detach()
         self.labels = labels
         self.class_names = list(class_names)
@@ -57,30 +66,59 @@ class TrainingSet:
 
     # -- constructors ------------------------------------------------------------------
     @classmethod
-    def from_store(cls, store: ClipStore, indices: Sequence[int] | np.ndarray | None = None,
-                   split: str = "train", meta: dict[str, Any] | None = None) -> TrainingSet:
+    def from_store(
+        cls,
+        store: ClipStore,
+        indices: Sequence[int] | np.ndarray | None = None,
+        split: str = "train",
+        meta: dict[str, Any] | None = None,
+    ) -> TrainingSet:
         """Real clips of ``store``: the given indices, or the whole ``split`` when None."""
         idx = store.indices(split) if indices is None else np.asarray(indices, dtype=np.int64)
         if idx.size == 0:
             raise ValueError(f"{store.root}: empty training selection")
         if idx.min() < 0 or idx.max() >= len(store):
-            raise IndexError(f"selection indices must be in [0, {len(store)}), got [{idx.min()}, {idx.max()}]")
+            raise IndexError(
+                f"selection indices must be in [0, {len(store)}), got [{idx.min()}, {idx.max()}]"
+            )
         order = np.argsort(idx, kind="stable")  # sorted memmap reads, original order kept
         clips = np.empty((idx.size, *store.spec.shape), np.uint8)
         clips[order] = store.clips(idx[order])
         labels = torch.from_numpy(store.labels[idx].copy())
-        info = {"store": str(store.root), "dataset": store.dataset, "indices": idx.tolist(), **(meta or {})}
-        return cls(torch.from_numpy(clips), labels, store.class_names, "real",
-                   stored_bytes=store.bytes_on_disk(idx), meta=info)
+        info = {
+            "store": str(store.root),
+            "dataset": store.dataset,
+            "indices": idx.tolist(),
+            **(meta or {}),
+        }
+        return cls(
+            torch.from_numpy(clips),
+            labels,
+            store.class_names,
+            "real",
+            stored_bytes=store.bytes_on_disk(idx),
+            meta=info,
+        )
 
     @classmethod
     def from_synthetic(cls, syn: SyntheticSet, meta: dict[str, Any] | None = None) -> TrainingSet:
-        return cls(syn.videos.float(), syn.labels, syn.class_names, "synthetic",
-                   stored_bytes=syn.bytes_stored(), meta={**syn.meta, **(meta or {})})
+        return cls(
+            syn.videos.float(),
+            syn.labels,
+            syn.class_names,
+            "synthetic",
+            stored_bytes=syn.bytes_stored(),
+            meta={**syn.meta, **(meta or {})},
+        )
 
     @classmethod
-    def from_tensors(cls, videos: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
-                     meta: dict[str, Any] | None = None) -> TrainingSet:
+    def from_tensors(
+        cls,
+        videos: torch.Tensor,
+        labels: torch.Tensor,
+        class_names: Sequence[str],
+        meta: dict[str, Any] | None = None,
+    ) -> TrainingSet:
         """uint8 ``(N,T,H,W,3)`` → real, float ``(N,3,T,H,W)`` → synthetic."""
         kind = "real" if videos.dtype == torch.uint8 else "synthetic"
         return cls(videos, labels, class_names, kind, meta=meta)
@@ -133,5 +171,7 @@ class TrainingSet:
         return self.videos[idx].to(dtype)
 
     def __repr__(self) -> str:
-        return (f"TrainingSet({self.kind}, {self.num_clips} clips, {self.num_classes} classes, "
-                f"{self.frames}×{self.size}², {self.bytes_stored()} bytes)")
+        return (
+            f"TrainingSet({self.kind}, {self.num_clips} clips, {self.num_classes} classes, "
+            f"{self.frames}×{self.size}², {self.bytes_stored()} bytes)"
+        )

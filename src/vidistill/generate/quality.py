@@ -72,7 +72,8 @@ def _key(*parts: Any) -> str:
 
 
 def real_reference(real: ClipStore, recipe_name: str = "toy-quick", seed: int = 0,
-                   cache: str | Path | None = None, progress: bool = True):
+                   cache: str | Path | None = None, progress: bool = True,
+                   overrides: dict[str, Any] | None = None):
     """The full-real reference and the in-domain classifier for FCD — one network.
 
     It is trained and tested with the calls ``evaluate`` makes for its run with seed
@@ -93,7 +94,7 @@ def real_reference(real: ClipStore, recipe_name: str = "toy-quick", seed: int = 
     )
     from vidistill.evaluate.train import build_net
 
-    recipe = Recipe.preset(recipe_name)
+    recipe = Recipe.preset(recipe_name, **(overrides or {}))
     key = _key(str(Path(real.root).resolve()), recipe.to_dict(), seed)
     cache = Path(cache) if cache else None
     row_path = cache / f"full-real-{key}.json" if cache else None
@@ -107,7 +108,7 @@ def real_reference(real: ClipStore, recipe_name: str = "toy-quick", seed: int = 
     test = TrainingSet.from_store(real, real.indices("test"))
     probs = predict(net, test, recipe, device="cpu", seed=seed)
     m = classification_metrics(test.labels.numpy(), probs, real.num_classes, scores_are_probs=True)
-    row = {"method": "full-real", "recipe": recipe_name, "seed": seed, "top1": 100 * m["top1"],
+    row = {"method": "full-real", "recipe": recipe.to_dict(), "seed": seed, "top1": 100 * m["top1"],
            "train_acc": 100 * stats.train_acc, "train_seconds": stats.seconds,
            "diverged": stats.diverged}
     if cache is not None:
@@ -117,7 +118,8 @@ def real_reference(real: ClipStore, recipe_name: str = "toy-quick", seed: int = 
 
 
 def pool_quality(pool: ClipStore, real: ClipStore, recipe: str = "toy-quick", seed: int = 0,
-                 cache: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+                 cache: str | Path | None = None, progress: bool = True,
+                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """full-syn, full-real, their ratio, FCD(pool, real train) and the real-vs-real floor.
 
     One run each (seed ``seed``): on 2 CPU cores a run of the toy-quick recipe on 400
@@ -129,10 +131,10 @@ def pool_quality(pool: ClipStore, real: ClipStore, recipe: str = "toy-quick", se
         raise ValueError("pool and real store have different class names (order matters)")
     if pool.spec.shape != real.spec.shape:
         raise ValueError(f"pool clips are {pool.spec.shape}, real clips {real.spec.shape}")
-    real_row, net = real_reference(real, recipe, seed, cache, progress)
+    real_row, net = real_reference(real, recipe, seed, cache, progress, overrides)
     syn_set = TrainingSet.from_store(pool, pool.indices("train"), meta={"method": "full-syn"})
-    syn_row = evaluate(syn_set, real, Recipe.preset(recipe), runs=1, seed=seed, method="full-syn",
-                       progress=progress)
+    syn_row = evaluate(syn_set, real, Recipe.preset(recipe, **(overrides or {})), runs=1, seed=seed,
+                       method="full-syn", progress=progress)
     f_train = classifier_features(net, real, real.indices("train"))
     f_test = classifier_features(net, real, real.indices("test"))
     f_pool = classifier_features(net, pool, pool.indices("train"))
@@ -143,7 +145,8 @@ def pool_quality(pool: ClipStore, real: ClipStore, recipe: str = "toy-quick", se
         b = classifier_features(net, pool, pool.indices("train", c))
         per_class.append(frechet_distance(a, b) if min(len(a), len(b)) > 1 else float("nan"))
     return {
-        "pool": str(pool.root), "real": str(real.root), "recipe": recipe, "seed": seed,
+        "pool": str(pool.root), "real": str(real.root), "recipe": recipe,
+        "recipe_overrides": overrides or {}, "seed": seed,
         "full_real_top1": real_row["top1"], "full_real_train_acc": real_row["train_acc"],
         "full_syn_top1": syn_row["top1_mean"],
         "syn_over_real": syn_row["top1_mean"] / real_row["top1"],

@@ -32,12 +32,21 @@ MIN_FRAMES = 2
 
 @register("net", "c3d")
 class C3D(nn.Module):
-    def __init__(self, num_classes: int, frames: int = 16, size: int = 112, width: float = 1.0,
-                 fc_dim: int = 4096, dropout: float = 0.5):
+    def __init__(
+        self,
+        num_classes: int,
+        frames: int = 16,
+        size: int = 112,
+        width: float = 1.0,
+        fc_dim: int = 4096,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         if frames < MIN_FRAMES or size < MIN_SIZE:
-            raise ValueError(f"C3D needs clips of at least {MIN_FRAMES} frames × {MIN_SIZE} px "
-                             f"(five 2× spatial pools); got {frames} frames × {size} px")
+            raise ValueError(
+                f"C3D needs clips of at least {MIN_FRAMES} frames × {MIN_SIZE} px "
+                f"(five 2× spatial pools); got {frames} frames × {size} px"
+            )
         chans = [max(1, round(c * width)) for c in CHANNELS]
         layers: list[nn.Module] = []
         t, s, c_in = frames, size, 3
@@ -53,8 +62,12 @@ class C3D(nn.Module):
         hidden = max(1, round(fc_dim * width))
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c_in * t * s * s, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),  # fc6
-            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),  # fc7
+            nn.Linear(c_in * t * s * s, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),  # fc6
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),  # fc7
         )
         self.fc8 = nn.Linear(hidden, num_classes)
         self.feature_dim = hidden

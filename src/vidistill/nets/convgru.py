@@ -23,18 +23,31 @@ MIN_SIZE = 32  # three 2× pools, then a 4×4 map
 
 @register("net", "convgru")
 class ConvGRU(nn.Module):
-    def __init__(self, num_classes: int, frames: int = 8, size: int = 64, width: float = 1.0,
-                 hidden: int = 256, grid: int = 4):
+    def __init__(
+        self,
+        num_classes: int,
+        frames: int = 8,
+        size: int = 64,
+        width: float = 1.0,
+        hidden: int = 256,
+        grid: int = 4,
+    ):
         super().__init__()
         if frames < 1 or size < MIN_SIZE:
-            raise ValueError(f"ConvGRU needs clips of at least 1 frame × {MIN_SIZE} px; got {frames} "
-                             f"frames × {size} px")
+            raise ValueError(
+                f"ConvGRU needs clips of at least 1 frame × {MIN_SIZE} px; got {frames} "
+                f"frames × {size} px"
+            )
         c = max(1, round(128 * width))
         blocks: list[nn.Module] = []
         c_in = 3
         for _ in range(3):
-            blocks += [nn.Conv2d(c_in, c, 3, padding=1), nn.GroupNorm(c, c, affine=True),
-                       nn.ReLU(inplace=True), nn.AvgPool2d(2)]
+            blocks += [
+                nn.Conv2d(c_in, c, 3, padding=1),
+                nn.GroupNorm(c, c, affine=True),
+                nn.ReLU(inplace=True),
+                nn.AvgPool2d(2),
+            ]
             c_in = c
         self.encoder = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(grid), nn.Flatten())
         h = max(1, round(hidden * width))

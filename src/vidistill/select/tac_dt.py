@@ -16,6 +16,9 @@ BIRCH's parameters unstated; our choices:
 * Global step: scikit-learn's, ``Birch(n_clusters=VPC)`` = Ward agglomeration of the
   leaf sub-cluster centroids. Above the budget, the tree is built with ``partial_fit``
   block by block and the global step runs once at the end.
+* ``whiten`` (default off, as in the paper): scale the PCA components to unit variance
+  before BIRCH. Off, the clusters follow the embedding's highest-variance directions,
+  which need not be the factors that matter (see docs/selection.md, toy diagnosis).
 * Representative: cluster centre = mean of its clips in PCA space; clusters are
   visited largest first and each takes its nearest clip not already taken (distinct
   by construction; with duplicates or fewer clusters than VPC we keep cycling).
@@ -37,13 +40,17 @@ BRANCHING = 50
 MAX_SUBCLUSTERS = 2000
 
 
-def _reduce(data: ClassData, dim: int, seed: int) -> np.ndarray:
+def _reduce(data: ClassData, dim: int, seed: int, whiten: bool = False) -> np.ndarray:
     """PCA-reduced class matrix ``(n, dim)`` (small: kept in memory even for huge pools)."""
     if data.fits_in_memory:
         x = data.load()
         solver = "full" if min(x.shape) <= 512 else "randomized"
-        return PCA(dim, svd_solver=solver, random_state=seed).fit_transform(x).astype(np.float32)
-    ipca = IncrementalPCA(dim)
+        return (
+            PCA(dim, svd_solver=solver, random_state=seed, whiten=whiten)
+            .fit_transform(x)
+            .astype(np.float32)
+        )
+    ipca = IncrementalPCA(dim, whiten=whiten)
     pending: list[np.ndarray] = []  # IncrementalPCA needs >= dim rows per partial_fit
     for _, block in data.chunks():
         pending.append(block)
@@ -90,9 +97,10 @@ def select_tac_dt(
     threshold: float | str = "auto",
     branching_factor: int = BRANCHING,
     max_subclusters: int = MAX_SUBCLUSTERS,
+    whiten: bool = False,
 ) -> np.ndarray:
     dim = int(max(1, min(int(pca_dim), data.n, data.dim or 1)))
-    z = _reduce(data, dim, seed)
+    z = _reduce(data, dim, seed, bool(whiten))
     stream = not data.fits_in_memory
     chunk = data.chunk_rows
     t = _auto_threshold(z, seed) if threshold == "auto" else float(threshold)

@@ -1,0 +1,53 @@
+"""`vidistill run`: all stages end to end on a tiny toy config, then a re-run skips every stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from vidistill.cli import main
+
+TINY = {
+    "name": "tiny",
+    "dataset": "toy",
+    "dataset_options": {"num_classes": 3, "train_per_class": 8, "test_per_class": 4},
+    "evaluate": {"preset": "toy-quick", "runs": 1, "seed": 0, "width": 0.125, "epochs": 2, "min_steps": 0},
+    "vpcs": [1, 2],
+    "references": ["full-real", "random"],
+    "embedder": "classifier",
+    "embedder_options": {"epochs": 1},
+    "select": ["tac-dt"],
+    "synthesize": {"dm": {"iterations": 2}},
+}
+
+
+def test_run_all_stages_then_resume(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    got = {(r["method"], r["vpc"]) for r in rows}
+    assert got == {("full-real", None), ("random", 1), ("random", 2), ("tac-dt", 1), ("tac-dt", 2),
+                   ("dm", 1), ("dm", 2)}
+    sel = json.loads((out / "select" / "tac-dt_vpc2.json").read_text())
+    assert all(len(v) == 2 for v in sel["indices"].values())
+    assert (out / "report" / "report.html").is_file()
+    assert "| tac-dt |" in (out / "report" / "report.md").read_text()
+    markers = sorted(p.name for p in (out / "stages").iterdir())
+    assert "prepare.json" in markers and "report.json" in markers
+
+    res = CliRunner().invoke(main, ["run", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "[run ]" not in res.output and res.output.count("[skip]") == len(markers)
+
+
+def test_unknown_config_key_is_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("name: x\nvpc: [1]\n")
+    res = CliRunner().invoke(main, ["run", str(cfg), "--out", str(tmp_path / "r")])
+    assert res.exit_code != 0 and "vpc" in str(res.exception)
