@@ -61,12 +61,22 @@ def main() -> None:
         assert decoded == args.videos * args.frames
         t = time.perf_counter()
         spec = ClipSpec(frames=16, size=112, stride=4)
-        store = prepare(FolderDataset(root), Path(tmp) / "store", spec=spec, workers=args.workers, progress=False)
+        store = prepare(
+            FolderDataset(root),
+            Path(tmp) / "store",
+            spec=spec,
+            workers=args.workers,
+            progress=False,
+        )
         ours = time.perf_counter() - t
         assert len(store) == args.videos
-    print(f"videos: {args.videos} × {args.frames} frames {args.width}×{args.height} h264, workers {args.workers}")
+    print(
+        f"videos: {args.videos} × {args.frames} frames {args.width}×{args.height} h264, workers {args.workers}"
+    )
     print(f"bare PyAV decode loop : {args.videos / bare:7.1f} videos/s ({bare:.2f} s)")
-    print(f"vidistill prepare     : {args.videos / ours:7.1f} clips/s  ({ours:.2f} s, 16×112², stride 4)")
+    print(
+        f"vidistill prepare     : {args.videos / ours:7.1f} clips/s  ({ours:.2f} s, 16×112², stride 4)"
+    )
     print(f"ratio prepare / bare  : {bare / ours:.2f}  (aim ≥ 0.8)")
 
 

@@ -40,12 +40,16 @@ def main() -> None:
         views = {
             "clip (8 frames)": (train, test),
             "single frame": (
-                TrainingSet.from_tensors(single_frame(train.videos), train.labels, store.class_names),
+                TrainingSet.from_tensors(
+                    single_frame(train.videos), train.labels, store.class_names
+                ),
                 TrainingSet.from_tensors(single_frame(test.videos), test.labels, store.class_names),
             ),
         }
-        print(f"toy: {len(train)} train / {len(test)} test clips, {store.num_classes} classes; "
-              f"recipe {recipe.net} width {recipe.width}, {recipe.epochs} epochs, batch {recipe.batch_size}")
+        print(
+            f"toy: {len(train)} train / {len(test)} test clips, {store.num_classes} classes; "
+            f"recipe {recipe.net} width {recipe.width}, {recipe.epochs} epochs, batch {recipe.batch_size}"
+        )
         for name, (tr, te) in views.items():
             accs = []
             t = time.perf_counter()
@@ -53,8 +57,10 @@ def main() -> None:
                 model, _ = train_net(tr, recipe, seed=run)
                 accs.append(classification_metrics(te.labels, predict(model, te, recipe))["top1"])
             sec = (time.perf_counter() - t) / args.runs
-            print(f"{name:16s} top-1 {100 * np.mean(accs):5.1f} ± {100 * np.std(accs):4.1f} %  "
-                  f"(chance {100 / store.num_classes:.0f} %, {sec:.0f} s/run)")
+            print(
+                f"{name:16s} top-1 {100 * np.mean(accs):5.1f} ± {100 * np.std(accs):4.1f} %  "
+                f"(chance {100 / store.num_classes:.0f} %, {sec:.0f} s/run)"
+            )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ against random's expectation. Embeddings compared (diagnostic only, none is tune
 * ``random-convnet`` — the same architecture, randomly initialised (seed 0), features only
   (DM's premise: random conv features already encode appearance);
 * ``pixel-stats`` — per-clip mean and std of each RGB channel (6 numbers): a crude
-  appearance descriptor, blind to motion.
+  appearance descriptor, blind to motion; ``pixel-stats-standardised`` = the same with
+  each of the 6 numbers z-scored over the pool (so no single statistic dominates).
 
 Also evaluates the classifier embedder's own net on the REAL test split (it IS a
 full-real toy-quick run with seed 0, so its accuracy costs no extra training).
@@ -98,11 +99,13 @@ def main() -> None:
         "random-convnet": net_features(rand_net),
         "pixel-stats": np.concatenate([px.mean(1), px.std(1)], axis=1),
     }
+    ps = embeddings["pixel-stats"]
+    embeddings["pixel-stats-standardised"] = (ps - ps.mean(0)) / ps.std(0)
     report: dict = {}
     for name, x in embeddings.items():
         row = knn_stats(x, labels, modes)
         for vpc in (1, 5, 10):
-            for m in ("tac-dt", "k-center", "herding"):
+            for m in ("tac-dt", "k-center", "herding", "dm-mmd"):
                 row[f"{m}@{vpc}"] = coverage(x, labels, modes, m, vpc)
         report[name] = row
     report["random"] = {

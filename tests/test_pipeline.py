@@ -14,7 +14,14 @@ TINY = {
     "name": "tiny",
     "dataset": "toy",
     "dataset_options": {"num_classes": 3, "train_per_class": 8, "test_per_class": 4},
-    "evaluate": {"preset": "toy-quick", "runs": 1, "seed": 0, "width": 0.125, "epochs": 2, "min_steps": 0},
+    "evaluate": {
+        "preset": "toy-quick",
+        "runs": 1,
+        "seed": 0,
+        "width": 0.125,
+        "epochs": 2,
+        "min_steps": 0,
+    },
     "vpcs": [1, 2],
     "references": ["full-real", "random"],
     "embedder": "classifier",
@@ -32,8 +39,15 @@ def test_run_all_stages_then_resume(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     rows = json.loads((out / "results.json").read_text())["rows"]
     got = {(r["method"], r["vpc"]) for r in rows}
-    assert got == {("full-real", None), ("random", 1), ("random", 2), ("tac-dt", 1), ("tac-dt", 2),
-                   ("dm", 1), ("dm", 2)}
+    assert got == {
+        ("full-real", None),
+        ("random", 1),
+        ("random", 2),
+        ("tac-dt", 1),
+        ("tac-dt", 2),
+        ("dm", 1),
+        ("dm", 2),
+    }
     sel = json.loads((out / "select" / "tac-dt_vpc2.json").read_text())
     assert all(len(v) == 2 for v in sel["indices"].values())
     assert (out / "report" / "report.html").is_file()

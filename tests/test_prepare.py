@@ -49,11 +49,18 @@ def folder_root(tmp_path: Path) -> Path:
 def test_clip_indices_policies() -> None:
     assert clip_indices(20, ClipSpec(frames=4, size=32, stride=2)).tolist() == [6, 8, 10, 12]
     assert clip_indices(5, ClipSpec(frames=4, size=32, stride=2)).tolist() == [0, 2, 4, 1]
-    assert clip_indices(5, ClipSpec(frames=4, size=32, stride=2, short_policy="pad")).tolist() == [0, 2, 4, 4]
+    assert clip_indices(5, ClipSpec(frames=4, size=32, stride=2, short_policy="pad")).tolist() == [
+        0,
+        2,
+        4,
+        4,
+    ]
 
 
 def test_folder_roundtrip_mp4_and_avi(folder_root: Path, tmp_path: Path) -> None:
-    store = prepare(FolderDataset(folder_root), tmp_path / "store", spec=SPEC, workers=2, progress=False)
+    store = prepare(
+        FolderDataset(folder_root), tmp_path / "store", spec=SPEC, workers=2, progress=False
+    )
     assert store.videos.shape == (8, 4, 32, 32, 3)
     assert store.class_names == ["jump", "run"]
     by_source = {r["source"]: i for i, r in enumerate(store.records)}
@@ -77,7 +84,9 @@ def test_corrupt_files_are_skipped_and_recorded(folder_root: Path, tmp_path: Pat
     (folder_root / "train" / "jump" / "truncated.mp4").write_bytes(data[: len(data) // 3])
     (folder_root / "train" / "run" / "empty.avi").write_bytes(b"")
     (folder_root / "test" / "run" / "notavideo.mkv").write_text("hello, I am text")
-    store = prepare(FolderDataset(folder_root), tmp_path / "store", spec=SPEC, workers=2, progress=False)
+    store = prepare(
+        FolderDataset(folder_root), tmp_path / "store", spec=SPEC, workers=2, progress=False
+    )
     assert len(store) == 8  # every good file kept
     reasons = {Path(s["source"]).name: s["reason"] for s in store.skipped}
     assert set(reasons) == {"truncated.mp4", "empty.avi", "notavideo.mkv"}
@@ -120,7 +129,9 @@ def test_killed_prepare_resumes_to_identical_store(tmp_path: Path) -> None:
 
     ds = ToyDataset(num_classes=10, train_per_class=60, test_per_class=10)
     resumed = prepare(ds, out, spec=ClipSpec(frames=8, size=64), workers=2, progress=False)
-    fresh = prepare(ds, tmp_path / "fresh", spec=ClipSpec(frames=8, size=64), workers=1, progress=False)
+    fresh = prepare(
+        ds, tmp_path / "fresh", spec=ClipSpec(frames=8, size=64), workers=1, progress=False
+    )
     assert (out / "clips.u8").read_bytes() == (tmp_path / "fresh" / "clips.u8").read_bytes()
     assert resumed.records == fresh.records
     assert not parts.exists()
@@ -132,8 +143,12 @@ def test_toy_is_deterministic_and_balanced(tmp_path: Path) -> None:
     a = prepare(ds, tmp_path / "a", workers=1, progress=False)
     b = prepare(ds, tmp_path / "b", workers=2, progress=False)
     assert np.array_equal(np.asarray(a.videos), np.asarray(b.videos))
-    other = prepare(ToyDataset(num_classes=4, train_per_class=8, test_per_class=4, seed=4), tmp_path / "c",
-                    workers=1, progress=False)
+    other = prepare(
+        ToyDataset(num_classes=4, train_per_class=8, test_per_class=4, seed=4),
+        tmp_path / "c",
+        workers=1,
+        progress=False,
+    )
     assert not np.array_equal(np.asarray(a.videos), np.asarray(other.videos))
     assert np.bincount(a.labels[a.indices("train")]).tolist() == [8, 8, 8, 8]
     modes = [r["meta"]["mode"] for r in a.records if r["label"] == 0 and r["split"] == "train"]
@@ -143,8 +158,12 @@ def test_toy_is_deterministic_and_balanced(tmp_path: Path) -> None:
 
 
 def test_incomplete_store_is_never_read(tmp_path: Path) -> None:
-    store = prepare(ToyDataset(num_classes=2, train_per_class=2, test_per_class=1), tmp_path / "s",
-                    workers=1, progress=False)
+    store = prepare(
+        ToyDataset(num_classes=2, train_per_class=2, test_per_class=1),
+        tmp_path / "s",
+        workers=1,
+        progress=False,
+    )
     (store.root / "store.json").unlink()
     with pytest.raises(FileNotFoundError, match="not a ClipStore"):
         ClipStore(store.root)
@@ -153,8 +172,23 @@ def test_incomplete_store_is_never_read(tmp_path: Path) -> None:
 def test_cli_prepare_info_list(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "toy"
-    res = runner.invoke(main, ["prepare", "toy", "--out", str(out), "--classes", "3", "--train-per-class", "4",
-                               "--test-per-class", "2", "--workers", "1"])
+    res = runner.invoke(
+        main,
+        [
+            "prepare",
+            "toy",
+            "--out",
+            str(out),
+            "--classes",
+            "3",
+            "--train-per-class",
+            "4",
+            "--test-per-class",
+            "2",
+            "--workers",
+            "1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "8 frames × 64×64" in res.output
     res = runner.invoke(main, ["info", str(out), "--json"])

@@ -13,13 +13,31 @@ from vidistill.report import frame_strip, pivot_tables, write_report
 
 
 def _row(method: str, vpc: int | None, top1: float, std: float = 1.0) -> dict:
-    return {"dataset": "toy", "net": "convnet3d", "method": method, "vpc": vpc, "runs": 3,
-            "top1_mean": top1, "top1_std": std, "top5_mean": 90.0, "auc_mean": 80.0, "f1_mean": 30.0,
-            "seconds": 12.0, "peak_rss_mb": 500.0, "train_bytes": 2**20, "diverged_runs": 0}
+    return {
+        "dataset": "toy",
+        "net": "convnet3d",
+        "method": method,
+        "vpc": vpc,
+        "runs": 3,
+        "top1_mean": top1,
+        "top1_std": std,
+        "top5_mean": 90.0,
+        "auc_mean": 80.0,
+        "f1_mean": 30.0,
+        "seconds": 12.0,
+        "peak_rss_mb": 500.0,
+        "train_bytes": 2**20,
+        "diverged_runs": 0,
+    }
 
 
-ROWS = [_row("tac-dt", 1, 31.0), _row("random", 1, 25.0), _row("full-real", None, 70.0),
-        _row("random", 5, 40.0), _row("tac-dt", 5, 44.5, 2.25)]
+ROWS = [
+    _row("tac-dt", 1, 31.0),
+    _row("random", 1, 25.0),
+    _row("full-real", None, 70.0),
+    _row("random", 5, 40.0),
+    _row("tac-dt", 5, 44.5, 2.25),
+]
 
 
 def test_pivot_is_methods_by_vpc_with_references_first() -> None:
@@ -27,7 +45,9 @@ def test_pivot_is_methods_by_vpc_with_references_first() -> None:
     assert table["header"] == ["method", "VPC 1", "VPC 5", "runs"]
     assert [r[0] for r in table["rows"]] == ["full-real", "random", "tac-dt"]
     assert table["rows"][2][1:3] == ["31.0 ± 1.0", "44.5 ± 2.2"]
-    assert table["rows"][0][1] == table["rows"][0][2] == "70.0 ± 1.0"  # whole-set reference spans VPCs
+    assert (
+        table["rows"][0][1] == table["rows"][0][2] == "70.0 ± 1.0"
+    )  # whole-set reference spans VPCs
 
 
 def test_write_report_and_cli(tmp_path: Path) -> None:

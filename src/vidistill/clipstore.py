@@ -47,7 +47,9 @@ class ClipSpec:
         if self.frames < 1 or self.size < 8 or self.stride < 1:
             raise ValueError(f"bad clip spec {self}: need frames>=1, size>=8, stride>=1")
         if self.short_policy not in SHORT_POLICIES:
-            raise ValueError(f"short_policy must be one of {SHORT_POLICIES}, got {self.short_policy!r}")
+            raise ValueError(
+                f"short_policy must be one of {SHORT_POLICIES}, got {self.short_policy!r}"
+            )
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -79,11 +81,17 @@ class ClipStore:
         self.root = Path(root)
         head = self.root / "store.json"
         if not head.is_file():
-            hint = " (an interrupted `vidistill prepare`? re-run it to resume)" if self.root.exists() else ""
+            hint = (
+                " (an interrupted `vidistill prepare`? re-run it to resume)"
+                if self.root.exists()
+                else ""
+            )
             raise FileNotFoundError(f"{self.root} is not a ClipStore: no store.json{hint}")
         info = json.loads(head.read_text())
         if info.get("format") != FORMAT:
-            raise ValueError(f"{head}: unsupported format {info.get('format')!r}, expected {FORMAT!r}")
+            raise ValueError(
+                f"{head}: unsupported format {info.get('format')!r}, expected {FORMAT!r}"
+            )
         self.info_json = info
         self.spec = ClipSpec(**info["spec"])
         self.class_names: list[str] = list(info["class_names"])
@@ -97,7 +105,9 @@ class ClipStore:
         path = self.root / "clips.u8"
         expected = n * self.spec.clip_bytes
         if path.stat().st_size != expected:
-            raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {expected} for {n} clips")
+            raise ValueError(
+                f"{path}: {path.stat().st_size} bytes, expected {expected} for {n} clips"
+            )
         self.videos = (
             np.memmap(path, dtype=np.uint8, mode="r", shape=(n, *self.spec.shape))
             if n
@@ -128,7 +138,9 @@ class ClipStore:
         idx = np.asarray(idx, dtype=np.int64)
         return np.ascontiguousarray(self.videos[idx])
 
-    def tensor(self, idx: Sequence[int] | np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    def tensor(
+        self, idx: Sequence[int] | np.ndarray, device: str | torch.device = "cpu"
+    ) -> torch.Tensor:
         """Normalised float ``(n,3,T,H,W)`` for networks."""
         return to_model_input(torch.from_numpy(self.clips(idx)).to(device))
 
@@ -141,7 +153,7 @@ class ClipStore:
         per_split: dict[str, dict[str, int]] = {}
         for split in sorted(set(self.splits.tolist())):
             counts = np.bincount(self.labels[self.splits == split], minlength=self.num_classes)
-            per_split[split] = {c: int(k) for c, k in zip(self.class_names, counts)}
+            per_split[split] = {c: int(k) for c, k in zip(self.class_names, counts, strict=True)}
         return {
             "root": str(self.root),
             "dataset": self.dataset,

@@ -56,9 +56,14 @@ def load_config(path_or_name: str | Path) -> dict[str, Any]:
     if not path.is_file():
         shipped = resources.files("vidistill") / "configs" / f"{path_or_name}.yaml"
         if not shipped.is_file():
-            names = sorted(p.name[:-5] for p in (resources.files("vidistill") / "configs").iterdir()
-                           if p.name.endswith(".yaml"))
-            raise FileNotFoundError(f"no config file {path_or_name!r}; shipped presets: {', '.join(names)}")
+            names = sorted(
+                p.name[:-5]
+                for p in (resources.files("vidistill") / "configs").iterdir()
+                if p.name.endswith(".yaml")
+            )
+            raise FileNotFoundError(
+                f"no config file {path_or_name!r}; shipped presets: {', '.join(names)}"
+            )
         text = shipped.read_text()
     else:
         text = path.read_text()
@@ -90,12 +95,16 @@ def _file_hash(path: Path) -> str:
 class Run:
     """One run directory; :meth:`stage` runs a step unless its done-marker matches."""
 
-    def __init__(self, root: str | Path, config: dict[str, Any], log: Callable[[str], None] = print):
+    def __init__(
+        self, root: str | Path, config: dict[str, Any], log: Callable[[str], None] = print
+    ):
         self.root = Path(root)
         self.config = config
         self.log = log
         self.root.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(self.root / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+        write_bytes_atomic(
+            self.root / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode()
+        )
 
     def stage(self, name: str, config: Any, inputs: list[Path], fn: Callable[[], Any]) -> bool:
         """Run ``fn`` unless ``stages/name.json`` records the same config and input hashes."""
@@ -107,11 +116,20 @@ class Run:
         self.log(f"[run ] {name}")
         t0 = time.perf_counter()
         fn()
-        write_json_atomic(marker, {
-            "stage": name, "key": key, "seconds": round(time.perf_counter() - t0, 2),
-            "peak_rss_mb": round(peak_rss_mb(), 1),
-            "versions": {"vidistill": __version__, "python": platform.python_version(), **_torch_version()},
-        })
+        write_json_atomic(
+            marker,
+            {
+                "stage": name,
+                "key": key,
+                "seconds": round(time.perf_counter() - t0, 2),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "versions": {
+                    "vidistill": __version__,
+                    "python": platform.python_version(),
+                    **_torch_version(),
+                },
+            },
+        )
         return True
 
 
@@ -121,7 +139,9 @@ def _torch_version() -> dict[str, str]:
     return {"torch": torch.__version__}
 
 
-def run_pipeline(config: dict[str, Any], out: str | Path, log: Callable[[str], None] = print) -> Path:
+def run_pipeline(
+    config: dict[str, Any], out: str | Path, log: Callable[[str], None] = print
+) -> Path:
     """Prepare → (embed → select | synthesize) → evaluate (+ references) → report."""
     from vidistill.evaluate import (
         Recipe,
@@ -136,7 +156,11 @@ def run_pipeline(config: dict[str, Any], out: str | Path, log: Callable[[str], N
 
     run = Run(out, config, log)
     store_dir = run.root / "data"
-    ds_cfg = {"dataset": config["dataset"], "options": config["dataset_options"], "spec": config["spec"]}
+    ds_cfg = {
+        "dataset": config["dataset"],
+        "options": config["dataset_options"],
+        "spec": config["spec"],
+    }
 
     def do_prepare() -> None:
         from vidistill.prepare import prepare
@@ -154,18 +178,30 @@ def run_pipeline(config: dict[str, Any], out: str | Path, log: Callable[[str], N
     eval_cfg = {"recipe": recipe.to_dict(), "runs": ev["runs"], "seed": ev["seed"]}
 
     def evaluate_into(method: str, vpc: int | None, source: Any) -> None:
-        row = evaluate(source, store, recipe, runs=ev["runs"], seed=ev["seed"], method=method, vpc=vpc)
+        row = evaluate(
+            source, store, recipe, runs=ev["runs"], seed=ev["seed"], method=method, vpc=vpc
+        )
         update_results(results, [row])
         log(f"       {method} vpc={vpc}: top-1 {row['top1_mean']:.1f} ± {row['top1_std']:.1f} %")
 
     for ref in config["references"]:
         if ref == "full-real":
-            run.stage("evaluate/full-real", eval_cfg, [store_dir / "store.json"],
-                      lambda: evaluate_into("full-real", None, full_real(store)))
+            run.stage(
+                "evaluate/full-real",
+                eval_cfg,
+                [store_dir / "store.json"],
+                lambda: evaluate_into("full-real", None, full_real(store)),
+            )
         elif ref == "random":
             for vpc in config["vpcs"]:
-                run.stage(f"evaluate/random/vpc{vpc}", eval_cfg, [store_dir / "store.json"],
-                          lambda v=vpc: evaluate_into("random", v, lambda s, v=v: random_subset(store, v, s)))
+                run.stage(
+                    f"evaluate/random/vpc{vpc}",
+                    eval_cfg,
+                    [store_dir / "store.json"],
+                    lambda v=vpc: evaluate_into(
+                        "random", v, lambda s, v=v: random_subset(store, v, s)
+                    ),
+                )
         else:
             raise ValueError(f"unknown reference {ref!r}; use full-real or random")
 
@@ -175,18 +211,31 @@ def run_pipeline(config: dict[str, Any], out: str | Path, log: Callable[[str], N
 
         emb = config["embedder"]
         emb_opts = config["embedder_options"]
-        run.stage(f"embed/{emb}", {"embedder": emb, "options": emb_opts}, [store_dir / "store.json"],
-                  lambda: embed_store(store, emb, seed=ev["seed"], progress=True, **emb_opts))
+        run.stage(
+            f"embed/{emb}",
+            {"embedder": emb, "options": emb_opts},
+            [store_dir / "store.json"],
+            lambda: embed_store(store, emb, seed=ev["seed"], progress=True, **emb_opts),
+        )
         for method in config["select"]:
             for vpc in config["vpcs"]:
                 sel = run.root / "select" / f"{method}_vpc{vpc}.json"
-                run.stage(f"select/{method}/vpc{vpc}", {"embedder": emb, "seed": ev["seed"]},
-                          [embeddings_path(store.root, emb)],
-                          lambda m=method, v=vpc, p=sel: select_store(store, m, v, seed=ev["seed"],
-                                                                      embedder=emb, out=p))
-                run.stage(f"evaluate/{method}/vpc{vpc}", eval_cfg, [sel],
-                          lambda m=method, v=vpc, p=sel: evaluate_into(
-                              m, v, selection_set(store, load_selection(p))))
+                run.stage(
+                    f"select/{method}/vpc{vpc}",
+                    {"embedder": emb, "seed": ev["seed"]},
+                    [embeddings_path(store.root, emb)],
+                    lambda m=method, v=vpc, p=sel: select_store(
+                        store, m, v, seed=ev["seed"], embedder=emb, out=p
+                    ),
+                )
+                run.stage(
+                    f"evaluate/{method}/vpc{vpc}",
+                    eval_cfg,
+                    [sel],
+                    lambda m=method, v=vpc, p=sel: evaluate_into(
+                        m, v, selection_set(store, load_selection(p))
+                    ),
+                )
 
     if config["synthesize"]:
         from vidistill.synthesize.runner import synthesize
@@ -195,13 +244,22 @@ def run_pipeline(config: dict[str, Any], out: str | Path, log: Callable[[str], N
         for method, options in config["synthesize"].items():
             for vpc in config["vpcs"]:
                 target = run.root / "synth" / f"{method}_vpc{vpc}"
-                run.stage(f"synthesize/{method}/vpc{vpc}", {"options": options, "seed": ev["seed"]},
-                          [store_dir / "store.json"],
-                          lambda m=method, v=vpc, t=target, o=options: synthesize(
-                              store, m, v, t, options=dict(o or {}), seed=ev["seed"]))
-                run.stage(f"evaluate/{method}/vpc{vpc}", eval_cfg, [target / "synthetic.safetensors"],
-                          lambda m=method, v=vpc, t=target: evaluate_into(
-                              m, v, TrainingSet.from_synthetic(SyntheticSet.load(t))))
+                run.stage(
+                    f"synthesize/{method}/vpc{vpc}",
+                    {"options": options, "seed": ev["seed"]},
+                    [store_dir / "store.json"],
+                    lambda m=method, v=vpc, t=target, o=options: synthesize(
+                        store, m, v, t, options=dict(o or {}), seed=ev["seed"]
+                    ),
+                )
+                run.stage(
+                    f"evaluate/{method}/vpc{vpc}",
+                    eval_cfg,
+                    [target / "synthetic.safetensors"],
+                    lambda m=method, v=vpc, t=target: evaluate_into(
+                        m, v, TrainingSet.from_synthetic(SyntheticSet.load(t))
+                    ),
+                )
 
     if config["report"]:
         run.stage("report", {}, [results], lambda: _report(run.root, store, config))
@@ -218,7 +276,9 @@ def _report(root: Path, store: ClipStore, config: dict[str, Any]) -> None:
         sel = json.loads(sel_path.read_text())
         idx = [i for c in store.class_names for i in sel["indices"].get(c, [])[:2]]
         name = f"strip_{sel_path.stem}.png"
-        frame_strip(store.clips(idx), out / name, labels=[store.class_names[store.labels[i]] for i in idx])
+        frame_strip(
+            store.clips(idx), out / name, labels=[store.class_names[store.labels[i]] for i in idx]
+        )
         images.append((f"{sel['method']} VPC {sel['vpc']} — chosen clips (≤ 2 per class)", name))
     for preview in sorted((root / "synth").glob("*/preview")):
         pv = ClipStore(preview)
@@ -226,7 +286,14 @@ def _report(root: Path, store: ClipStore, config: dict[str, Any]) -> None:
         name = f"strip_{preview.parent.name}.png"
         frame_strip(pv.clips(idx), out / name, labels=[pv.class_names[pv.labels[i]] for i in idx])
         images.append((f"{preview.parent.name} — learned videos", name))
-    notes = [f"config: {config['name']} — dataset {config['dataset']}, preset {config['evaluate']['preset']}, "
-             f"{config['evaluate']['runs']} runs; final-epoch metrics on the real test split."]
-    write_report(load_results(root / "results.json"), out, title=f"vidistill — {config['name']}",
-                 images=images, notes=notes)
+    notes = [
+        f"config: {config['name']} — dataset {config['dataset']}, preset {config['evaluate']['preset']}, "
+        f"{config['evaluate']['runs']} runs; final-epoch metrics on the real test split."
+    ]
+    write_report(
+        load_results(root / "results.json"),
+        out,
+        title=f"vidistill — {config['name']}",
+        images=images,
+        notes=notes,
+    )

@@ -62,9 +62,13 @@ def _work(args: tuple[VideoItem, ClipSpec, str, int]) -> tuple[int, str | None]:
     try:
         clip = dataset.load(item, spec)
         if clip.shape != spec.shape or clip.dtype != np.uint8:
-            raise VideoError(f"adapter returned {clip.shape} {clip.dtype}, expected {spec.shape} uint8")
+            raise VideoError(
+                f"adapter returned {clip.shape} {clip.dtype}, expected {spec.shape} uint8"
+            )
     except VideoError as err:
-        write_json_atomic(_skip_path(parts_dir, i), {"source": item.source, "reason": str(err)}, durable=False)
+        write_json_atomic(
+            _skip_path(parts_dir, i), {"source": item.source, "reason": str(err)}, durable=False
+        )
         return i, str(err)
     buf = io.BytesIO()
     np.save(buf, clip)
@@ -99,19 +103,30 @@ def prepare(
         parts.mkdir(parents=True)
     write_bytes_atomic(plan_file, plan.encode())
 
-    todo = [i for i in range(len(items)) if not (_part_path(parts, i).exists() or _skip_path(parts, i).exists())]
+    todo = [
+        i
+        for i in range(len(items))
+        if not (_part_path(parts, i).exists() or _skip_path(parts, i).exists())
+    ]
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     start = time.perf_counter()
     jobs = ((items[i], spec, str(parts), i) for i in todo)
     _init_worker(dataset)
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"prepare {dataset.name}",
-               unit="clip", disable=not progress)
+    bar = tqdm(
+        total=len(items),
+        initial=len(items) - len(todo),
+        desc=f"prepare {dataset.name}",
+        unit="clip",
+        disable=not progress,
+    )
     if workers == 1 or len(todo) <= 1:
         for job in jobs:
             _work(job)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(dataset,)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=_init_worker, initargs=(dataset,)
+        ) as pool:
             for _ in pool.map(_work, jobs, chunksize=max(1, min(16, len(todo) // (4 * workers)))):
                 bar.update()
     bar.close()
@@ -130,8 +145,18 @@ def prepare(
 
     records = [{**asdict(items[i]), "status": "ok"} for i in ok]
     store = write_store(
-        out, spec, dataset.class_names, stream(), records, skipped, dataset=dataset.name,
-        extra={"plan": plan, "source": dataset.describe(), "prepare_seconds": time.perf_counter() - start},
+        out,
+        spec,
+        dataset.class_names,
+        stream(),
+        records,
+        skipped,
+        dataset=dataset.name,
+        extra={
+            "plan": plan,
+            "source": dataset.describe(),
+            "prepare_seconds": time.perf_counter() - start,
+        },
     )
     shutil.rmtree(parts, ignore_errors=True)
     return store

@@ -21,7 +21,9 @@ from vidistill.atomic import write_bytes_atomic
 REFERENCE_ORDER = ("full-real", "full-syn", "random")
 
 
-def frame_strip(clips: np.ndarray, path: str | Path, scale: int = 1, labels: Sequence[str] | None = None) -> Path:
+def frame_strip(
+    clips: np.ndarray, path: str | Path, scale: int = 1, labels: Sequence[str] | None = None
+) -> Path:
     """PNG grid: one row per clip ``(n,T,H,W,3)`` uint8, frames left to right."""
     from PIL import Image, ImageDraw
 
@@ -40,7 +42,9 @@ def frame_strip(clips: np.ndarray, path: str | Path, scale: int = 1, labels: Seq
     if labels is not None:
         draw = ImageDraw.Draw(img)
         for i, text in enumerate(labels):
-            draw.text((4, (pad + i * (h + pad) + h // 2 - 5) * scale), str(text)[:14], fill=(0, 0, 0))
+            draw.text(
+                (4, (pad + i * (h + pad) + h // 2 - 5) * scale), str(text)[:14], fill=(0, 0, 0)
+            )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -53,7 +57,10 @@ def clip_gif(clip: np.ndarray, path: str | Path, fps: int = 6, scale: int = 2) -
     """Animated GIF of one uint8 clip ``(T,H,W,3)``."""
     from PIL import Image
 
-    frames = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in clip]
+    frames = [
+        Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST)
+        for f in clip
+    ]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.gif")
@@ -99,8 +106,13 @@ def pivot_tables(rows: Sequence[dict[str, Any]], metric: str = "top1") -> list[d
             runs = {c.get("runs") for (mm, _), c in cells.items() if mm == m}
             row.append(",".join(str(x) for x in sorted(runs, key=str)))
             body.append(row)
-        tables.append({"title": f"{dataset} — {net} — {labels} labels — {metric} (%)",
-                       "header": ["method", *[f"VPC {v}" for v in vpcs], "runs"], "rows": body})
+        tables.append(
+            {
+                "title": f"{dataset} — {net} — {labels} labels — {metric} (%)",
+                "header": ["method", *[f"VPC {v}" for v in vpcs], "runs"],
+                "rows": body,
+            }
+        )
     return tables
 
 
@@ -108,19 +120,37 @@ def detail_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
     """Every result with its costs: the numbers a reader needs to judge a method fairly."""
     out = []
     for r in rows:
-        out.append([
-            r.get("method", "?"), str(r.get("vpc") if r.get("vpc") is not None else "all"), r.get("net", "?"),
-            _pm(r.get("top1_mean"), r.get("top1_std")), _pm(r.get("top5_mean"), None),
-            _pm(r.get("auc_mean"), None), _pm(r.get("f1_mean"), None),
-            f"{r.get('seconds', float('nan')):.0f}", f"{r.get('peak_rss_mb', float('nan')):.0f}",
-            f"{r.get('train_bytes', 0) / 2**20:.2f}",
-            f"{r['diverged_runs']}/{r.get('runs')}" if r.get("diverged_runs") else "",
-        ])
+        out.append(
+            [
+                r.get("method", "?"),
+                str(r.get("vpc") if r.get("vpc") is not None else "all"),
+                r.get("net", "?"),
+                _pm(r.get("top1_mean"), r.get("top1_std")),
+                _pm(r.get("top5_mean"), None),
+                _pm(r.get("auc_mean"), None),
+                _pm(r.get("f1_mean"), None),
+                f"{r.get('seconds', float('nan')):.0f}",
+                f"{r.get('peak_rss_mb', float('nan')):.0f}",
+                f"{r.get('train_bytes', 0) / 2**20:.2f}",
+                f"{r['diverged_runs']}/{r.get('runs')}" if r.get("diverged_runs") else "",
+            ]
+        )
     return out
 
 
-DETAIL_HEADER = ["method", "VPC", "net", "top-1", "top-5", "AUC", "F1", "s/run", "peak RSS MB",
-                 "train MB", "diverged"]
+DETAIL_HEADER = [
+    "method",
+    "VPC",
+    "net",
+    "top-1",
+    "top-5",
+    "AUC",
+    "F1",
+    "s/run",
+    "peak RSS MB",
+    "train MB",
+    "diverged",
+]
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -131,7 +161,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -151,8 +183,14 @@ def accuracy_plot(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | No
     for m in _method_order(set(by_method)):
         rs = sorted((r for r in by_method[m] if r.get("vpc") is not None), key=lambda r: r["vpc"])
         if rs:
-            ax.errorbar([r["vpc"] for r in rs], [r["top1_mean"] for r in rs],
-                        yerr=[r.get("top1_std") or 0 for r in rs], marker="o", capsize=3, label=m)
+            ax.errorbar(
+                [r["vpc"] for r in rs],
+                [r["top1_mean"] for r in rs],
+                yerr=[r.get("top1_std") or 0 for r in rs],
+                marker="o",
+                capsize=3,
+                label=m,
+            )
         else:
             for r in by_method[m]:
                 ax.axhline(r["top1_mean"], ls="--", lw=1, label=m, color="grey")
@@ -170,8 +208,13 @@ def accuracy_plot(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | No
     return path
 
 
-def write_report(rows: Sequence[dict[str, Any]], out: str | Path, title: str = "vidistill report",
-                 images: Sequence[tuple[str, str]] = (), notes: Sequence[str] = ()) -> tuple[Path, Path]:
+def write_report(
+    rows: Sequence[dict[str, Any]],
+    out: str | Path,
+    title: str = "vidistill report",
+    images: Sequence[tuple[str, str]] = (),
+    notes: Sequence[str] = (),
+) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` (static, no JS) into ``out``; returns both paths.
 
     ``images`` are ``(caption, path relative to out)`` pairs (frame strips, GIFs).
@@ -191,17 +234,24 @@ def write_report(rows: Sequence[dict[str, Any]], out: str | Path, title: str = "
     (out / "report.md").parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out / "report.md", "\n".join(md).encode())
 
-    parts = [f"<h1>{html.escape(title)}</h1>"] + [f"<blockquote>{html.escape(n)}</blockquote>" for n in notes]
+    parts = [f"<h1>{html.escape(title)}</h1>"] + [
+        f"<blockquote>{html.escape(n)}</blockquote>" for n in notes
+    ]
     for t in tables:
         parts += [f"<h2>{html.escape(t['title'])}</h2>", html_table(t["header"], t["rows"])]
     parts += ["<h2>All results with costs</h2>", html_table(DETAIL_HEADER, detail_rows(rows))]
     if plot:
         parts.append('<img src="accuracy.png" alt="accuracy vs VPC">')
-    parts += [f"<h3>{html.escape(c)}</h3><img src=\"{html.escape(p)}\" alt=\"{html.escape(c)}\">" for c, p in images]
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
-            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-            "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}</style>"
-            "</head><body>" + "\n".join(parts) + "</body></html>")
+    parts += [
+        f'<h3>{html.escape(c)}</h3><img src="{html.escape(p)}" alt="{html.escape(c)}">'
+        for c, p in images
+    ]
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}</style>"
+        "</head><body>" + "\n".join(parts) + "</body></html>"
+    )
     write_bytes_atomic(out / "report.html", page.encode())
     return out / "report.md", out / "report.html"

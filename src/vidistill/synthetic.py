@@ -29,9 +29,13 @@ class SyntheticSet:
 
     def __post_init__(self) -> None:
         if self.videos.ndim != 5 or self.videos.shape[1] != 3:
-            raise ValueError(f"synthetic videos must be (N,3,T,H,W), got {tuple(self.videos.shape)}")
+            raise ValueError(
+                f"synthetic videos must be (N,3,T,H,W), got {tuple(self.videos.shape)}"
+            )
         if self.labels.shape != (self.videos.shape[0],):
-            raise ValueError(f"labels {tuple(self.labels.shape)} do not match {self.videos.shape[0]} videos")
+            raise ValueError(
+                f"labels {tuple(self.labels.shape)} do not match {self.videos.shape[0]} videos"
+            )
 
     def __len__(self) -> int:
         return self.videos.shape[0]
@@ -43,7 +47,10 @@ class SyntheticSet:
     def save(self, out: str | Path) -> Path:
         out = Path(out)
         path = out / FILENAME if out.suffix != ".safetensors" else out
-        meta = {"class_names": json.dumps(self.class_names), "meta": json.dumps(self.meta, default=str)}
+        meta = {
+            "class_names": json.dumps(self.class_names),
+            "meta": json.dumps(self.meta, default=str),
+        }
         tensors = {"videos": self.videos.detach().float().cpu(), "labels": self.labels.long().cpu()}
         return save_safetensors_atomic(path, tensors, metadata=meta)
 
@@ -55,8 +62,15 @@ class SyntheticSet:
         if path.is_dir():
             path = path / FILENAME
         if not path.is_file():
-            raise FileNotFoundError(f"no synthetic set at {path} (expected a {FILENAME} from `vidistill synthesize`)")
+            raise FileNotFoundError(
+                f"no synthetic set at {path} (expected a {FILENAME} from `vidistill synthesize`)"
+            )
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
             videos, labels = fh.get_tensor("videos"), fh.get_tensor("labels")
-        return cls(videos, labels, json.loads(meta.get("class_names", "[]")), json.loads(meta.get("meta", "{}")))
+        return cls(
+            videos,
+            labels,
+            json.loads(meta.get("class_names", "[]")),
+            json.loads(meta.get("meta", "{}")),
+        )

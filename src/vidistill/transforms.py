@@ -19,12 +19,16 @@ def _stats(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torc
     return mean, std
 
 
-def to_model_input(clips: torch.Tensor | np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def to_model_input(
+    clips: torch.Tensor | np.ndarray, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """uint8 ``(N,T,H,W,3)`` → normalised float ``(N,3,T,H,W)`` on the same device."""
     if isinstance(clips, np.ndarray):
         clips = torch.from_numpy(np.ascontiguousarray(clips))
     if clips.dtype != torch.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
-        raise ValueError(f"expected uint8 clips (N,T,H,W,3), got {tuple(clips.shape)} {clips.dtype}")
+        raise ValueError(
+            f"expected uint8 clips (N,T,H,W,3), got {tuple(clips.shape)} {clips.dtype}"
+        )
     x = clips.permute(0, 4, 1, 2, 3).to(dtype).div_(255.0)
     mean, std = _stats(x.device, dtype)
     return (x - mean) / std

@@ -86,12 +86,17 @@ def decode_clip(path: str | Path, spec: ClipSpec) -> np.ndarray:
     return out
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str | None = None) -> Path:
+def write_video(
+    path: str | Path, frames: np.ndarray, fps: int = 25, codec: str | None = None
+) -> Path:
     """Write uint8 ``(T,H,W,3)`` frames; codec from the extension (mp4→h264, avi→mpeg4, webm→vp9)."""
     path = Path(path)
-    codec = codec or {".mp4": "libx264", ".avi": "mpeg4", ".webm": "libvpx-vp9", ".mkv": "libx264"}[
-        path.suffix.lower()
-    ]
+    codec = (
+        codec
+        or {".mp4": "libx264", ".avi": "mpeg4", ".webm": "libvpx-vp9", ".mkv": "libx264"}[
+            path.suffix.lower()
+        ]
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
@@ -102,7 +107,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str 
         elif codec == "mpeg4":
             stream.bit_rate = 4_000_000
         for arr in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

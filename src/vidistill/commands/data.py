@@ -14,39 +14,105 @@ from vidistill.commands.app import main
 
 @main.command()
 @click.argument("dataset")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Store directory to create.")
-@click.option("--root", type=click.Path(exists=True, file_okay=False), help="Dataset root (real datasets).")
-@click.option("--csv", "csv_file", type=click.Path(),
-              help="folder: CSV with path,label,split (relative to --root); kinetics400: "
-                   "annotation CSV or folder of CSVs (default: ROOT/annotations/*.csv).")
-@click.option("--split", type=click.IntRange(1, 3), default=None,
-              help="ucf101/hmdb51: official split 1, 2 or 3 [default: 1, the benchmark split].")
-@click.option("--variant", type=click.Choice(["official", "vdsd"]), default=None,
-              help="hmdb51: 'official' (tag 1 train / 2 test) or 'vdsd' (all non-test clips of "
-                   "split 1 train, VDSD benchmark) [default: official].")
-@click.option("--eval-split", type=click.Choice(["val", "test"]), default=None,
-              help="kinetics400: which CSV split becomes the store's test split [default: val].")
-@click.option("--only-classes", default=None,
-              help="Real datasets: comma-separated class names to keep (labels renumbered in "
-                   "dataset order), e.g. for a quick subset.")
-@click.option("--frames", type=int, default=None,
-              help="Frames T per clip [default: the dataset's benchmark spec; toy/folder 8, "
-                   "ucf101/miniucf/hmdb51 16, kinetics400/ssv2 8].")
-@click.option("--size", type=int, default=None,
-              help="Frame size S (S×S, short side + centre crop) [default: dataset's; "
-                   "toy/folder 64, ucf101/miniucf/hmdb51 112, kinetics400/ssv2 64].")
-@click.option("--stride", type=int, default=None,
-              help="Temporal stride between kept frames "
-                   "[default: dataset's; toy/folder 1, real datasets 4].")
-@click.option("--short-policy", type=click.Choice(["loop", "pad"]), default="loop", show_default=True,
-              help="Videos shorter than T·stride frames: loop around or repeat the last frame.")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Store directory to create."
+)
+@click.option(
+    "--root", type=click.Path(exists=True, file_okay=False), help="Dataset root (real datasets)."
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(),
+    help="folder: CSV with path,label,split (relative to --root); kinetics400: "
+    "annotation CSV or folder of CSVs (default: ROOT/annotations/*.csv).",
+)
+@click.option(
+    "--split",
+    type=click.IntRange(1, 3),
+    default=None,
+    help="ucf101/hmdb51: official split 1, 2 or 3 [default: 1, the benchmark split].",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(["official", "vdsd"]),
+    default=None,
+    help="hmdb51: 'official' (tag 1 train / 2 test) or 'vdsd' (all non-test clips of "
+    "split 1 train, VDSD benchmark) [default: official].",
+)
+@click.option(
+    "--eval-split",
+    type=click.Choice(["val", "test"]),
+    default=None,
+    help="kinetics400: which CSV split becomes the store's test split [default: val].",
+)
+@click.option(
+    "--only-classes",
+    default=None,
+    help="Real datasets: comma-separated class names to keep (labels renumbered in "
+    "dataset order), e.g. for a quick subset.",
+)
+@click.option(
+    "--frames",
+    type=int,
+    default=None,
+    help="Frames T per clip [default: the dataset's benchmark spec; toy/folder 8, "
+    "ucf101/miniucf/hmdb51 16, kinetics400/ssv2 8].",
+)
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Frame size S (S×S, short side + centre crop) [default: dataset's; "
+    "toy/folder 64, ucf101/miniucf/hmdb51 112, kinetics400/ssv2 64].",
+)
+@click.option(
+    "--stride",
+    type=int,
+    default=None,
+    help="Temporal stride between kept frames [default: dataset's; toy/folder 1, real datasets 4].",
+)
+@click.option(
+    "--short-policy",
+    type=click.Choice(["loop", "pad"]),
+    default="loop",
+    show_default=True,
+    help="Videos shorter than T·stride frames: loop around or repeat the last frame.",
+)
 @click.option("--workers", type=int, default=None, help="Decode processes (default: all cores).")
 @click.option("--seed", type=int, default=0, show_default=True, help="toy: generation seed.")
-@click.option("--classes", type=int, default=10, show_default=True, help="toy: number of motion classes.")
-@click.option("--train-per-class", type=int, default=100, show_default=True, help="toy: train clips per class.")
-@click.option("--test-per-class", type=int, default=30, show_default=True, help="toy: test clips per class.")
-def prepare(dataset, out, root, csv_file, split, variant, eval_split, only_classes, frames, size,
-            stride, short_policy, workers, seed, classes, train_per_class, test_per_class):
+@click.option(
+    "--classes", type=int, default=10, show_default=True, help="toy: number of motion classes."
+)
+@click.option(
+    "--train-per-class",
+    type=int,
+    default=100,
+    show_default=True,
+    help="toy: train clips per class.",
+)
+@click.option(
+    "--test-per-class", type=int, default=30, show_default=True, help="toy: test clips per class."
+)
+def prepare(
+    dataset,
+    out,
+    root,
+    csv_file,
+    split,
+    variant,
+    eval_split,
+    only_classes,
+    frames,
+    size,
+    stride,
+    short_policy,
+    workers,
+    seed,
+    classes,
+    train_per_class,
+    test_per_class,
+):
     """Decode DATASET once into a memory-mapped ClipStore at --out (resumable).
 
     \b
@@ -63,14 +129,23 @@ def prepare(dataset, out, root, csv_file, split, variant, eval_split, only_class
 
     factory = registry.get("dataset", dataset)
     if dataset == "toy":
-        ds = factory(num_classes=classes, train_per_class=train_per_class, test_per_class=test_per_class, seed=seed)
+        ds = factory(
+            num_classes=classes,
+            train_per_class=train_per_class,
+            test_per_class=test_per_class,
+            seed=seed,
+        )
     else:
         if root is None:
             raise click.UsageError(f"dataset {dataset!r} needs --root PATH (where its videos are)")
         # option → (adapter keyword, value); an option the adapter does not take is an error.
-        given = {"--csv": ("csv_file", csv_file), "--split": ("split", split),
-                 "--variant": ("variant", variant), "--eval-split": ("eval_split", eval_split),
-                 "--only-classes": ("classes", only_classes)}
+        given = {
+            "--csv": ("csv_file", csv_file),
+            "--split": ("split", split),
+            "--variant": ("variant", variant),
+            "--eval-split": ("eval_split", eval_split),
+            "--only-classes": ("classes", only_classes),
+        }
         accepted = inspect.signature(factory).parameters
         kwargs = {}
         for flag, (key, value) in given.items():
@@ -117,10 +192,14 @@ def list_components(kind):
 def _print_summary(s: dict) -> None:
     spec = s["spec"]
     click.echo(f"ClipStore {s['root']}  dataset={s['dataset']}")
-    click.echo(f"  spec: {spec['frames']} frames × {spec['size']}×{spec['size']}, stride {spec['stride']}, "
-               f"short clips: {spec['short_policy']}")
-    click.echo(f"  clips: {s['clips']} ok, {len(s['skipped'])} skipped, {s['classes']} classes, "
-               f"{s['bytes'] / 2**20:.1f} MiB")
+    click.echo(
+        f"  spec: {spec['frames']} frames × {spec['size']}×{spec['size']}, stride {spec['stride']}, "
+        f"short clips: {spec['short_policy']}"
+    )
+    click.echo(
+        f"  clips: {s['clips']} ok, {len(s['skipped'])} skipped, {s['classes']} classes, "
+        f"{s['bytes'] / 2**20:.1f} MiB"
+    )
     for split, counts in s["per_split"].items():
         vals = list(counts.values())
         click.echo(f"  {split}: {sum(vals)} clips, per class min {min(vals)} / max {max(vals)}")
@@ -133,5 +212,7 @@ def _print_summary(s: dict) -> None:
             key = "missing file" if sk["reason"].startswith("missing file") else "unreadable"
             reasons[key] = reasons.get(key, 0) + 1
         counts = ", ".join(f"{v} {k}" for k, v in sorted(reasons.items()))
-        click.echo(f"  ... {len(s['skipped']) - shown} more skipped ({counts} in all; "
-                   "`vidistill info STORE --json` lists every one)")
+        click.echo(
+            f"  ... {len(s['skipped']) - shown} more skipped ({counts} in all; "
+            "`vidistill info STORE --json` lists every one)"
+        )

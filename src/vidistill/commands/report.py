@@ -12,9 +12,18 @@ from vidistill.commands.app import main
 @main.command()
 @click.argument("results", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
-@click.option("--store", type=click.Path(exists=True, file_okay=False), help="Store the selections index into.")
-@click.option("--selection", "selections", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Selection JSON(s): a frame strip of the chosen clips per file.")
+@click.option(
+    "--store",
+    type=click.Path(exists=True, file_okay=False),
+    help="Store the selections index into.",
+)
+@click.option(
+    "--selection",
+    "selections",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Selection JSON(s): a frame strip of the chosen clips per file.",
+)
 @click.option("--title", default="vidistill report", show_default=True)
 def report(results, out, store, selections, title):
     """Render RESULTS (from `vidistill evaluate`) into OUT/report.md and OUT/report.html."""
@@ -33,7 +42,9 @@ def report(results, out, store, selections, title):
         st = ClipStore(store)
         idx = [i for cls in st.class_names for i in sel["indices"].get(cls, [])][:40]
         name = f"strip_{sel['method']}_vpc{sel['vpc']}.png"
-        frame_strip(st.clips(idx), Path(out) / name, labels=[st.class_names[st.labels[i]] for i in idx])
+        frame_strip(
+            st.clips(idx), Path(out) / name, labels=[st.class_names[st.labels[i]] for i in idx]
+        )
         images.append((f"{sel['method']} VPC {sel['vpc']}: chosen clips", name))
     md, page = write_report(rows, out, title=title, images=images)
     click.echo(f"wrote {md} and {page}")

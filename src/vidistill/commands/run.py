@@ -9,7 +9,9 @@ from vidistill.commands.app import main
 
 @main.command()
 @click.argument("config")
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<name>).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<name>)."
+)
 @click.option("--runs", type=int, help="Override evaluate.runs.")
 def run(config, out, runs):
     """Run every stage of CONFIG (a YAML file or a shipped preset name: toy-quick, toy-demo,

@@ -57,7 +57,9 @@ class FolderDataset(Dataset):
             reader = csv.DictReader(fh)
             missing = {"path", "label", "split"} - set(reader.fieldnames or [])
             if missing:
-                raise ValueError(f"{path}: missing column(s) {sorted(missing)}; need path,label,split")
+                raise ValueError(
+                    f"{path}: missing column(s) {sorted(missing)}; need path,label,split"
+                )
             for line, row in enumerate(reader, start=2):
                 target = (self.root / row["path"]).resolve()
                 if not target.is_relative_to(self.root):

@@ -135,7 +135,12 @@ class ToyDataset(Dataset):
 
     def load(self, item: VideoItem, spec: ClipSpec) -> np.ndarray:
         return render_clip(
-            self.class_names[item.label], item.meta["mode"], self._rng(item), spec, self.noise, self.distractors
+            self.class_names[item.label],
+            item.meta["mode"],
+            self._rng(item),
+            spec,
+            self.noise,
+            self.distractors,
         )
 
 

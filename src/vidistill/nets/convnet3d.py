@@ -25,11 +25,11 @@ from vidistill.registry import register
 def _out_sizes(frames: int, size: int) -> tuple[int, int]:
     """(time, space) extent after the three blocks, before the AvgPool."""
     t, s = frames, size
-    s = math.ceil(s / 2) // 2          # block 0 conv + MaxPool (1,2,2)
-    s = math.ceil(s / 2)               # block 1 conv
-    t, s = t // 2, s // 2              # MaxPool 2
-    s = math.ceil(s / 2)               # block 2 conv
-    t, s = t // 2, s // 2              # MaxPool 2
+    s = math.ceil(s / 2) // 2  # block 0 conv + MaxPool (1,2,2)
+    s = math.ceil(s / 2)  # block 1 conv
+    t, s = t // 2, s // 2  # MaxPool 2
+    s = math.ceil(s / 2)  # block 2 conv
+    t, s = t // 2, s // 2  # MaxPool 2
     return t, s
 
 
@@ -39,8 +39,14 @@ MIN_SIZE = next(px for px in range(1, 512) if _out_sizes(64, px)[1] >= 1)
 
 @register("net", "convnet3d")
 class ConvNet3D(nn.Module):
-    def __init__(self, num_classes: int, frames: int = 8, size: int = 64, width: float = 1.0,
-                 dropout: float = 0.5):
+    def __init__(
+        self,
+        num_classes: int,
+        frames: int = 8,
+        size: int = 64,
+        width: float = 1.0,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         t, s = _out_sizes(frames, size)
         if t < 2 or s < 1:
