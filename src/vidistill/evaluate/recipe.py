@@ -37,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "vdsd": {"net": "convnet3d", "width": 1.0, "epochs": 500},
     "toy-quick": {
         "net": "convnet3d",
-        "width": 0.5,
+        "width": 0.25,
         "epochs": 30,
         "batch_size": 32,
         "min_steps": 300,
