@@ -93,8 +93,12 @@ def _fmt(x: float | None) -> str:
 
 
 def _markdown(rows: list[dict], args) -> str:
+    r0 = rows[0] if rows else {}
+    rec = r0.get("recipe", {})
     head = (
-        f"Toy synthesis grid — evaluator `toy-quick` (ConvNet3D width 0.5, 40 epochs), "
+        f"Toy synthesis grid ({r0.get('train_clips_total', '?')} real train clips) — evaluator "
+        f"`{rec.get('preset_name', '?')}` (ConvNet3D width {rec.get('width')}, {rec.get('epochs')} "
+        f"epochs, batch {rec.get('batch_size')}, min steps {rec.get('min_steps', 0)}), "
         f"{args.runs} runs, mean ± std (population). Synthesis: {args.iterations} iterations, "
         f"matching ConvNet3D width {args.net_width}, real batch {args.real_batch}, seed 0.\n\n"
     )
@@ -215,6 +219,7 @@ def main() -> None:
         )
         row.update(extra)
         row["row"] = name
+        row["train_clips_total"] = int(len(store.indices("train")))
         row.setdefault("stored_bytes", row["train_bytes"])
         row.pop("class_names", None)
         rows.append(row)

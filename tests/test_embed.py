@@ -197,3 +197,36 @@ def test_every_selector_through_the_store_picks_in_class_clips(tmp_path, method)
         got = sel["indices"][name]
         assert len(set(got)) == 3 and set(got) <= set(store.indices("train", c).tolist())
     assert json.loads((tmp_path / "sel.json").read_text())["indices"] == sel["indices"]
+
+
+def test_cli_embed_select_errors_are_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from vidistill.cli import main
+
+    store = _store(tmp_path / "store")
+    runner = CliRunner()
+    res = runner.invoke(main, ["embed", str(store.root), "--embedder", "videomae"])
+    assert res.exit_code != 0 and "huggingface-cli download" in res.output
+    out = tmp_path / "sel.json"
+    res = runner.invoke(
+        main,
+        [
+            "select",
+            str(store.root),
+            "--method",
+            "random",
+            "--vpc",
+            "2",
+            "--out",
+            str(out),
+            "--seed",
+            "4",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["seed"] == 4
+    res = runner.invoke(
+        main, ["select", str(store.root), "--method", "random", "--vpc", "9", "--out", str(out)]
+    )
+    assert res.exit_code != 0 and "'class0' has only 4 clips" in res.output

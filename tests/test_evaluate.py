@@ -172,22 +172,15 @@ def test_augment_hook_and_multiview(store):
 
 
 def test_results_merge(tmp_path):
-    base = {
-        "dataset": "toy",
-        "source": "s",
-        "method": "random",
-        "net": "convnet3d",
-        "width": 1.0,
-        "epochs": 5,
-        "test_views": 1,
-        "preset": "vdsd",
-    }
+    base = {"dataset": "toy", "source": "s", "method": "random", "recipe": Recipe().to_dict()}
     path = tmp_path / "results.json"
     update_results(path, [{**base, "vpc": 1, "top1_mean": 10.0}])
     update_results(path, [{**base, "vpc": 5, "top1_mean": 20.0}])
     rows = update_results(path, [{**base, "vpc": 1, "top1_mean": 30.0}])  # rerun replaces
     assert [(r["vpc"], r["top1_mean"]) for r in rows] == [(1, 30.0), (5, 20.0)]
+    other = {**base, "recipe": Recipe(epochs=7).to_dict(), "vpc": 1, "top1_mean": 1.0}
     assert load_results(path) == rows
+    assert len(update_results(path, [other])) == 3  # another recipe: a new row
 
 
 def test_recipe_presets():
@@ -232,6 +225,8 @@ def test_cli(store, tmp_path):
         "0.125",
         "--epochs",
         "1",
+        "--min-steps",
+        "0",
         "--runs",
         "1",
         "--quiet",
@@ -259,4 +254,4 @@ def test_runs_split_across_commands_combine_exactly(store):
     for k in ("top1_mean", "top1_std", "auc_mean", "f1_mean", "train_loss_mean"):
         assert merged[k] == whole[k], k
     with pytest.raises(ValueError, match="differ in"):
-        combine_runs([parts[0], {**parts[1], "epochs": 9}])
+        combine_runs([parts[0], {**parts[1], "vpc": 9}])

@@ -52,6 +52,12 @@ def _vpc_of(counts: list[int]) -> int | None:
 @click.option("--batch-size", type=int, help="Default 256 (VDSD).")
 @click.option("--lr", type=float, help="Default 0.01 (VDSD).")
 @click.option(
+    "--min-steps",
+    type=int,
+    help="Raise the epochs of small sets to take at least this many SGD steps; default: the "
+    "preset's (0 = off).",
+)
+@click.option(
     "--grad-clip", type=float, help="Stabiliser (off in the reference recipe): max grad norm."
 )
 @click.option("--augment", help="A registered training augmentation (off in the reference recipe).")
@@ -91,6 +97,7 @@ def evaluate(
     epochs,
     batch_size,
     lr,
+    min_steps,
     grad_clip,
     augment,
     test_views,
@@ -142,6 +149,7 @@ def evaluate(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
+        min_steps=min_steps,
         grad_clip=grad_clip,
         augment=augment,
         test_views=test_views,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -23,6 +25,15 @@ def _parse_options(items: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key.replace("-", "_")] = value
     return out
+
+
+@contextlib.contextmanager
+def _clean_errors() -> Iterator[None]:
+    """Bad inputs (no weights, VPC too large, missing embeddings) → one-line CLI errors."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, NotImplementedError, KeyError) as err:
+        raise click.ClickException(str(err).strip("'\"")) from err
 
 
 def _split(value: str) -> str | None:
@@ -55,16 +66,17 @@ def embed(store, embedder, weights, split, batch_size, seed, device, options):
     """One vector per clip of STORE → STORE/embeddings/<embedder>.safetensors."""
     from vidistill.embed import embed_store
 
-    embed_store(
-        store,
-        embedder,
-        weights=weights,
-        split=_split(split),
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        **_parse_options(options),
-    )
+    with _clean_errors():
+        embed_store(
+            store,
+            embedder,
+            weights=weights,
+            split=_split(split),
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            **_parse_options(options),
+        )
 
 
 @main.command()
@@ -98,17 +110,18 @@ def select(store, method, vpc, out, embedder, seed, split, memory_budget_mb, opt
     """Pick VPC clips per class of STORE's pool with a registered METHOD → JSON for `evaluate`."""
     from vidistill.select import select_store
 
-    doc = select_store(
-        store,
-        method,
-        vpc,
-        seed=seed,
-        embedder=embedder,
-        split=_split(split),
-        memory_budget_mb=memory_budget_mb,
-        out=out,
-        **_parse_options(options),
-    )
+    with _clean_errors():
+        doc = select_store(
+            store,
+            method,
+            vpc,
+            seed=seed,
+            embedder=embedder,
+            split=_split(split),
+            memory_budget_mb=memory_budget_mb,
+            out=out,
+            **_parse_options(options),
+        )
     n = sum(len(v) for v in doc["indices"].values())
     click.echo(
         f"{method}: {n} clips ({vpc} per class × {len(doc['indices'])}) "

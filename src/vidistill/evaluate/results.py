@@ -12,18 +12,9 @@ from typing import Any
 from vidistill.atomic import write_json_atomic
 
 # A row is replaced only by a rerun of the same experiment: same training source, method,
-# VPC, network and recipe knobs that change the numbers.
-KEY_FIELDS = (
-    "dataset",
-    "source",
-    "method",
-    "vpc",
-    "net",
-    "width",
-    "epochs",
-    "test_views",
-    "preset",
-)
+# VPC and the whole recipe (net, width, epochs, batch, min_steps, test views, ...), so a
+# changed preset adds rows instead of silently overwriting older numbers.
+KEY_FIELDS = ("dataset", "source", "method", "vpc", "recipe")
 
 
 def row_key(row: dict[str, Any]) -> tuple:
@@ -64,6 +55,12 @@ def _pm(mean: Any, std: Any) -> str:
     return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
 
 
+def _epochs(row: dict[str, Any]) -> str:
+    """Epochs actually trained (``min_steps`` raises them for small sets)."""
+    ran = sorted({p.get("epochs_run") for p in row.get("per_run", []) if p.get("epochs_run")})
+    return "/".join(map(str, ran)) if ran else str(row.get("epochs", "?"))
+
+
 def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """One line per row: accuracies in %, mean ± std over runs, storage and cost beside VPC."""
     head = [
@@ -73,6 +70,7 @@ def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         "net",
         "train MB",
         "runs",
+        "epochs",
         "top-1 %",
         "top-5 %",
         "AUC %",
@@ -94,6 +92,7 @@ def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             net,
             f"{r.get('train_bytes', 0) / 1e6:.3f}",
             str(r.get("runs", "?")),
+            _epochs(r),
             _pm(r.get("top1_mean"), r.get("top1_std")),
             _pm(r.get("top5_mean"), r.get("top5_std")),
             _pm(r.get("auc_mean"), r.get("auc_std")),

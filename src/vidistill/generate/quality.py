@@ -165,9 +165,9 @@ def pool_quality(pool: ClipStore, real: ClipStore, recipe: str = "toy-quick", se
 
 
 def frame_strip(pool: ClipStore, png: str | Path, real: ClipStore | None = None,
-                per_class: int = 1) -> Path:
+                per_class: int = 1, frame_step: int = 2) -> Path:
     """One row per class: ``per_class`` generated clips' frames (and a real clip first, if
-    ``real`` is given), written as a PNG with class names."""
+    ``real`` is given), every ``frame_step``-th frame, as a PNG with class names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -184,20 +184,20 @@ def frame_strip(pool: ClipStore, png: str | Path, real: ClipStore | None = None,
         for k, clip in enumerate(parts):
             if k:
                 row.append(np.full((clip.shape[1], 12, 3), 255, np.uint8))
-            row.append(np.concatenate([np.concatenate([f, gap], 1) for f in clip], 1))
+            row.append(np.concatenate([np.concatenate([f, gap], 1) for f in clip[::frame_step]], 1))
         rows.append(np.concatenate(row, 1))
         names.append(name)
     sep = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
     img = np.concatenate([np.concatenate([r, sep], 0) for r in rows], 0)
     h, w = img.shape[:2]
-    fig = plt.figure(figsize=(w / 60 + 1.5, h / 60 + 0.6), dpi=100)
-    ax = fig.add_axes([0.12, 0.02, 0.87, 0.9])
+    fig = plt.figure(figsize=(w / 100 + 1.2, h / 100 + 0.35), dpi=100)  # ~1:1 pixels
+    ax = fig.add_axes([1.1 / (w / 100 + 1.2), 0.01, w / 100 / (w / 100 + 1.2), 1 - 0.35 / (h / 100 + 0.35)])
     ax.imshow(img)
     row_h = rows[0].shape[0] + 4
     ax.set_yticks([(i + 0.5) * row_h for i in range(len(names))], names, fontsize=8)
     ax.set_xticks([])
     title = "left: a real clip · right: generated" if real is not None else "generated clips"
-    ax.set_title(f"{title} (frames left → right)", fontsize=9)
+    ax.set_title(f"{title} (every {frame_step}. frame, left → right)", fontsize=9)
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png)

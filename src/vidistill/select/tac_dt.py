@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn import config_context
 from sklearn.cluster import Birch
 from sklearn.decomposition import PCA, IncrementalPCA
 
@@ -119,7 +120,9 @@ def select_tac_dt(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         birch.partial_fit()  # X=None: only the global clustering step
-    labels = birch.predict(z)
+    # predict = chunked distances to every leaf; cap sklearn's scratch at a quarter budget
+    with config_context(working_memory=max(16, data.budget_bytes // (4 << 20))):
+        labels = birch.predict(z)
     zt = torch.from_numpy(z)
     clusters = [c for c in np.unique(labels)]
     sizes = np.array([(labels == c).sum() for c in clusters])
