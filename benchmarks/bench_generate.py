@@ -38,9 +38,11 @@ def main() -> None:
     ap.add_argument("--sample-steps", type=int, default=50)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--cpu", action="store_true", help="stay on the CPU even with CUDA")
-    ap.add_argument("--no-decode", action="store_true",
-                    help="skip the VAE decode (paper scale on a CPU: 16 SD-VAE decodes at 256² "
-                         "take minutes)")
+    ap.add_argument(
+        "--no-decode",
+        action="store_true",
+        help="skip the VAE decode (paper scale on a CPU: 16 SD-VAE decodes at 256² take minutes)",
+    )
     args = ap.parse_args()
 
     dev = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
@@ -48,8 +50,9 @@ def main() -> None:
     if args.paper_scale:
         cfg = preset("latte-s")
         frames, lat, size = 16, 32, 256
-        vae_cfg = cfg.override(vae_channels=(128, 256, 512, 512), vae_layers_per_block=2,
-                               vae_norm_groups=32)  # the SD-VAE's shape (8× down)
+        vae_cfg = cfg.override(
+            vae_channels=(128, 256, 512, 512), vae_layers_per_block=2, vae_norm_groups=32
+        )  # the SD-VAE's shape (8× down)
         batch, sbatch = args.batch or 16, args.sample_batch or 64
         train_steps = args.train_steps or (20 if dev.type == "cuda" else 1)
     else:
@@ -63,9 +66,11 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_latte(cfg, args.classes, 4, frames, lat).to(dev)
     prec = "bf16 autocast" if bf16 else "fp32"
-    print(f"device {dev} ({prec}), threads {torch.get_num_threads()}; "
-          f"Latte {count_params(model) / 1e6:.2f} M params (hidden {cfg.hidden}, {cfg.layers}+"
-          f"{cfg.layers} blocks, {cfg.heads} heads, patch {cfg.patch}); latents 4×{frames}×{lat}²")
+    print(
+        f"device {dev} ({prec}), threads {torch.get_num_threads()}; "
+        f"Latte {count_params(model) / 1e6:.2f} M params (hidden {cfg.hidden}, {cfg.layers}+"
+        f"{cfg.layers} blocks, {cfg.heads} heads, patch {cfg.patch}); latents 4×{frames}×{lat}²"
+    )
 
     sch = make_scheduler(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
@@ -88,29 +93,44 @@ def main() -> None:
         step()
     _sync(dev)
     dt = (time.perf_counter() - t0) / train_steps
-    print(f"train: batch {batch}: {1 / dt:.3f} steps/s = {batch / dt:.1f} clips/s "
-          f"({train_steps} timed steps)")
+    print(
+        f"train: batch {batch}: {1 / dt:.3f} steps/s = {batch / dt:.1f} clips/s "
+        f"({train_steps} timed steps)"
+    )
 
     model.eval()
     vae = build_vae(vae_cfg, size).to(dev).eval()
     labels = torch.arange(sbatch, device=dev) % args.classes
     _sync(dev)
     t0 = time.perf_counter()
-    z = sample_latents(model, labels, (4, frames, lat, lat), cfg, "ddim", args.sample_steps, 4.0,
-                       seed=0, autocast=bf16)
+    z = sample_latents(
+        model,
+        labels,
+        (4, frames, lat, lat),
+        cfg,
+        "ddim",
+        args.sample_steps,
+        4.0,
+        seed=0,
+        autocast=bf16,
+    )
     _sync(dev)
     t1 = time.perf_counter()
     if args.no_decode:
-        print(f"sample: DDIM {args.sample_steps} steps + CFG, batch {sbatch}: denoise "
-              f"{t1 - t0:.1f} s → {sbatch / (t1 - t0):.3f} clips/s (no VAE decode)")
+        print(
+            f"sample: DDIM {args.sample_steps} steps + CFG, batch {sbatch}: denoise "
+            f"{t1 - t0:.1f} s → {sbatch / (t1 - t0):.3f} clips/s (no VAE decode)"
+        )
         return
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
         clips = decode_latents(vae, z)
     _sync(dev)
     t2 = time.perf_counter()
-    print(f"sample: DDIM {args.sample_steps} steps + CFG, batch {sbatch}: denoise {t1 - t0:.1f} s, "
-          f"VAE decode {t2 - t1:.1f} s → {sbatch / (t2 - t0):.3f} clips/s "
-          f"(clips {tuple(clips.shape)} uint8)")
+    print(
+        f"sample: DDIM {args.sample_steps} steps + CFG, batch {sbatch}: denoise {t1 - t0:.1f} s, "
+        f"VAE decode {t2 - t1:.1f} s → {sbatch / (t2 - t0):.3f} clips/s "
+        f"(clips {tuple(clips.shape)} uint8)"
+    )
 
 
 if __name__ == "__main__":

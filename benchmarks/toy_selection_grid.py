@@ -140,7 +140,12 @@ def main() -> None:
     if args.analyse_only:
         return
     results = args.out / "results.json"
-    done = {(r["method"], r["vpc"]) for r in load_results(results)}
+    # a row counts as done only if it was trained with the CURRENT recipe (presets change)
+    done = {
+        (r["method"], r["vpc"])
+        for r in load_results(results)
+        if r.get("recipe") == recipe.to_dict()
+    }
 
     def run(method: str, vpc: int | None, source, extra: dict) -> None:
         if (method, vpc) in done:

@@ -45,8 +45,11 @@ def _fixed_batch_loss(model, cfg, latents, labels) -> float:
     noise = torch.randn(latents.shape, generator=gen)
     t = torch.linspace(50, 950, len(latents)).long()
     with torch.no_grad():
-        return float(diffusion_loss(model.eval(), make_scheduler(cfg), latents, labels, noise, t,
-                                    cfg.prediction_type))
+        return float(
+            diffusion_loss(
+                model.eval(), make_scheduler(cfg), latents, labels, noise, t, cfg.prediction_type
+            )
+        )
 
 
 def test_loss_on_fixed_batch_falls(trained):
@@ -68,8 +71,9 @@ def test_loss_on_fixed_batch_falls(trained):
 
 def test_sample_pool_shapes_labels_and_seeds(trained, store, tmp_path):
     out, _ = trained
-    pool = sample_pool(out, tmp_path / "pool", per_class=3, steps=4, guidance=3.0, batch=4,
-                       seed=7, progress=False)
+    pool = sample_pool(
+        out, tmp_path / "pool", per_class=3, steps=4, guidance=3.0, batch=4, seed=7, progress=False
+    )
     assert pool.videos.shape == (9, 4, 16, 16, 3) and pool.videos.dtype == np.uint8
     assert pool.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert pool.class_names == store.class_names
@@ -77,11 +81,24 @@ def test_sample_pool_shapes_labels_and_seeds(trained, store, tmp_path):
     assert [r["meta"]["seed"] for r in pool.records] == [7] * 4 + [8] * 4 + [9]
     assert not (tmp_path / "pool" / ".partial").exists()
     # resumable by batch: stop after one batch, then finish → the same clips
-    assert sample_pool(out, tmp_path / "pool2", per_class=3, steps=4, guidance=3.0, batch=4,
-                       seed=7, progress=False, stop_after_batches=1) is None
+    assert (
+        sample_pool(
+            out,
+            tmp_path / "pool2",
+            per_class=3,
+            steps=4,
+            guidance=3.0,
+            batch=4,
+            seed=7,
+            progress=False,
+            stop_after_batches=1,
+        )
+        is None
+    )
     assert len(list((tmp_path / "pool2" / ".partial").glob("batch-*.safetensors"))) == 1
-    pool2 = sample_pool(out, tmp_path / "pool2", per_class=3, steps=4, guidance=3.0, batch=4,
-                        seed=7, progress=False)
+    pool2 = sample_pool(
+        out, tmp_path / "pool2", per_class=3, steps=4, guidance=3.0, batch=4, seed=7, progress=False
+    )
     assert np.array_equal(np.asarray(pool.videos), np.asarray(pool2.videos))
 
 
@@ -91,8 +108,9 @@ def test_dpm_sampler_runs(trained):
     out, cfg = trained
     model, run_cfg = load_generator(out)
     shape = tuple(run_cfg["data"]["latent_shape"])
-    z = sample_latents(model, torch.tensor([0, 2]), shape, cfg, sampler="dpm", steps=4,
-                       guidance=2.0)
+    z = sample_latents(
+        model, torch.tensor([0, 2]), shape, cfg, sampler="dpm", steps=4, guidance=2.0
+    )
     assert z.shape == (2, *shape) and torch.isfinite(z).all()
 
 
@@ -118,8 +136,9 @@ def test_cfg_uses_null_label(trained):
 
 def test_resume_is_exact_and_checkpoints_are_safetensors(store, tmp_path):
     # ε-prediction here (the fixture trains v), so both targets run
-    cfg = preset("tiny").override(steps=5, checkpoint_every=2, label_dropout=0.5,
-                                  prediction_type="epsilon")
+    cfg = preset("tiny").override(
+        steps=5, checkpoint_every=2, label_dropout=0.5, prediction_type="epsilon"
+    )
     train(store.root, tmp_path / "a", cfg, progress=False, cpu=True)
     # "kill" after 3 steps: the step-2 checkpoint exists, step 3 is lost
     part = train(store.root, tmp_path / "b", cfg, progress=False, cpu=True, stop_after=3)
@@ -133,8 +152,10 @@ def test_resume_is_exact_and_checkpoints_are_safetensors(store, tmp_path):
         for k in a:
             assert torch.equal(a[k], b[k]), f"{name}:{k} differs after resume"
     ckpts = sorted((tmp_path / "b" / "checkpoints").glob("checkpoint-*.safetensors"))
-    assert [p.name for p in ckpts] == ["checkpoint-0000004.safetensors",
-                                       "checkpoint-0000005.safetensors"]
+    assert [p.name for p in ckpts] == [
+        "checkpoint-0000004.safetensors",
+        "checkpoint-0000005.safetensors",
+    ]
     for f in (tmp_path / "b").rglob("*"):
         if f.is_file():
             assert f.suffix in ALLOWED_SUFFIXES, f"unexpected file {f} (no pickles allowed)"
@@ -161,8 +182,14 @@ def test_init_from_a_pretrained_diffusers_latte(trained, store, tmp_path):
     for k in sd_a:
         assert torch.equal(sd_a[k], sd_b[k]), k
     assert not any(p.suffix in {".bin", ".pt", ".pkl"} for p in (tmp_path / "latte").rglob("*"))
-    summary = train(store.root, tmp_path / "ft", cfg.override(steps=1),
-                    init=str(tmp_path / "latte"), progress=False, cpu=True)
+    summary = train(
+        store.root,
+        tmp_path / "ft",
+        cfg.override(steps=1),
+        init=str(tmp_path / "latte"),
+        progress=False,
+        cpu=True,
+    )
     assert summary["finished"]
 
 
@@ -172,8 +199,22 @@ def test_cli_sample(trained, tmp_path):
     from vidistill.cli import main
 
     out, _ = trained
-    res = CliRunner().invoke(main, ["generate", "sample", str(out), "--per-class", "1", "--out",
-                                    str(tmp_path / "pool"), "--steps", "2", "--sampler", "dpm"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "sample",
+            str(out),
+            "--per-class",
+            "1",
+            "--out",
+            str(tmp_path / "pool"),
+            "--steps",
+            "2",
+            "--sampler",
+            "dpm",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert '"clips": 3' in res.output
     assert ClipStore(tmp_path / "pool").labels.tolist() == [0, 1, 2]

@@ -29,7 +29,7 @@ def test_invariants():
     a = rng.normal(size=(200, 4))
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
     shift = np.array([1.0, -2.0, 0.0, 0.5])
-    assert frechet_distance(a, a + shift) == pytest.approx(float((shift ** 2).sum()), rel=1e-8)
+    assert frechet_distance(a, a + shift) == pytest.approx(float((shift**2).sum()), rel=1e-8)
     # 1-D Gaussians: (μ1-μ2)² + (σ1-σ2)²
     x = rng.normal(size=(500, 1))
     y = 3 * x + 1
@@ -52,7 +52,11 @@ def test_frame_strip_writes_png(tmp_path):
     from vidistill.generate.quality import frame_strip
     from vidistill.prepare import prepare
 
-    store = prepare(ToyDataset(num_classes=2, train_per_class=2, test_per_class=1, seed=0),
-                    tmp_path / "s", spec=ClipSpec(frames=3, size=16), workers=1)
+    store = prepare(
+        ToyDataset(num_classes=2, train_per_class=2, test_per_class=1, seed=0),
+        tmp_path / "s",
+        spec=ClipSpec(frames=3, size=16),
+        workers=1,
+    )
     png = frame_strip(store, tmp_path / "strip.png", real=store)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -96,6 +96,8 @@ class ToyDataset(Dataset):
         seed: int = 0,
         noise: float = 12.0,
         distractors: int = 1,
+        motion_scale: float = 1.0,
+        object_scale: float = 1.0,
     ):
         if not 2 <= num_classes <= len(MOTIONS):
             raise ValueError(f"toy num_classes must be in 2..{len(MOTIONS)}, got {num_classes}")
@@ -106,9 +108,13 @@ class ToyDataset(Dataset):
         self.seed = seed
         self.noise = noise
         self.distractors = distractors
+        # Difficulty knobs (1.0 = the default data, bit for bit): speed of every motion and
+        # object size. Larger values make motion easier to see from few clips.
+        self.motion_scale = motion_scale
+        self.object_scale = object_scale
 
     def describe(self) -> dict[str, Any]:
-        return {
+        info = {
             "dataset": self.name,
             "num_classes": self.num_classes,
             "train_per_class": self.train_per_class,
@@ -117,6 +123,18 @@ class ToyDataset(Dataset):
             "noise": self.noise,
             "distractors": self.distractors,
         }
+        # Knobs join the description only when changed, so default stores keep their plan hash.
+        info.update(
+            {
+                k: v
+                for k, v in (
+                    ("motion_scale", self.motion_scale),
+                    ("object_scale", self.object_scale),
+                )
+                if v != 1.0
+            }
+        )
+        return info
 
     def items(self) -> list[VideoItem]:
         items = []
@@ -141,12 +159,21 @@ class ToyDataset(Dataset):
             spec,
             self.noise,
             self.distractors,
+            self.motion_scale,
+            self.object_scale,
         )
 
 
-def _trajectory(motion: str, rng: np.random.Generator, t: np.ndarray, speed: float, size: int):
+def _trajectory(
+    motion: str,
+    rng: np.random.Generator,
+    t: np.ndarray,
+    speed: float,
+    size: int,
+    object_scale: float = 1.0,
+):
     """Per-frame centre (cx, cy), angle θ and scale s for a motion class."""
-    s0 = size * rng.uniform(0.11, 0.16)
+    s0 = size * rng.uniform(0.11, 0.16) * object_scale
     cx0, cy0 = rng.uniform(0, size, 2)
     th0 = rng.uniform(0, 2 * math.pi)
     step = speed * size / 64 * rng.uniform(2.2, 3.2)  # pixels per kept frame
@@ -195,6 +222,8 @@ def render_clip(
     spec: ClipSpec,
     noise: float = 12.0,
     distractors: int = 1,
+    motion_scale: float = 1.0,
+    object_scale: float = 1.0,
 ) -> np.ndarray:
     """Render one uint8 clip ``(T, S, S, 3)`` of ``motion`` in visual ``mode``."""
     T, S = spec.frames, spec.size
@@ -202,7 +231,7 @@ def render_clip(
     speed = _MODE_SPEED[mode] * rng.uniform(0.85, 1.15)
     bg = _background(mode, rng, S)
     colour = np.clip(_MODE_COLOURS[mode] + rng.normal(0, 18, 3), 0, 255)
-    cx, cy, th, s = _trajectory(motion, rng, t, speed, S)
+    cx, cy, th, s = _trajectory(motion, rng, t, speed * motion_scale, S, object_scale)
 
     yy, xx = np.mgrid[0:S, 0:S].astype(np.float64) + 0.5
     # Torus wrap: the displacement to the centre is taken modulo the frame size.

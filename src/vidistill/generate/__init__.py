@@ -9,5 +9,12 @@ from vidistill.generate.config import PRESETS, GenerateConfig, preset
 from vidistill.generate.sample import load_generator, sample_latents, sample_pool
 from vidistill.generate.train import train
 
-__all__ = ["PRESETS", "GenerateConfig", "load_generator", "preset", "sample_latents",
-           "sample_pool", "train"]
+__all__ = [
+    "PRESETS",
+    "GenerateConfig",
+    "load_generator",
+    "preset",
+    "sample_latents",
+    "sample_pool",
+    "train",
+]

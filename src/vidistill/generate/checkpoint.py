@@ -37,8 +37,9 @@ def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Te
     return tensors, json.dumps(sd["param_groups"])
 
 
-def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                           param_groups: str) -> None:
+def optimizer_from_tensors(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], param_groups: str
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, t in tensors.items():
         if name.startswith("optim."):
@@ -64,9 +65,17 @@ def restore_rng(data_gen: torch.Generator, tensors: dict[str, torch.Tensor]) -> 
             torch.cuda.set_rng_state_all(states)
 
 
-def save_checkpoint(folder: str | Path, step: int, model_sd: dict, ema_sd: dict,
-                    opt: torch.optim.Optimizer, data_gen: torch.Generator,
-                    config: dict[str, Any], keep: int = 2, history: list | None = None) -> Path:
+def save_checkpoint(
+    folder: str | Path,
+    step: int,
+    model_sd: dict,
+    ema_sd: dict,
+    opt: torch.optim.Optimizer,
+    data_gen: torch.Generator,
+    config: dict[str, Any],
+    keep: int = 2,
+    history: list | None = None,
+) -> Path:
     folder = Path(folder)
     tensors = {f"model.{k}": v.detach().cpu() for k, v in model_sd.items()}
     tensors.update({f"ema.{k}": v.detach().cpu() for k, v in ema_sd.items()})
@@ -74,8 +83,12 @@ def save_checkpoint(folder: str | Path, step: int, model_sd: dict, ema_sd: dict,
     tensors.update(opt_t)
     tensors.update(rng_tensors(data_gen))
     path = folder / f"checkpoint-{step:07d}.safetensors"
-    meta = {"step": str(step), "param_groups": groups, "config": json.dumps(config),
-            "history": json.dumps(history or [])}
+    meta = {
+        "step": str(step),
+        "param_groups": groups,
+        "config": json.dumps(config),
+        "history": json.dumps(history or []),
+    }
     save_safetensors_atomic(path, tensors, metadata=meta)
     write_json_atomic(folder / "latest.json", {"step": step, "file": path.name})
     for old in list_checkpoints(folder)[:-keep]:

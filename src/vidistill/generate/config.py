@@ -67,8 +67,9 @@ class GenerateConfig:
 
     def __post_init__(self) -> None:
         if self.prediction_type not in ("epsilon", "v_prediction"):
-            raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', "
-                             f"got {self.prediction_type!r}")
+            raise ValueError(
+                f"prediction_type must be 'epsilon' or 'v_prediction', got {self.prediction_type!r}"
+            )
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if not 0.0 <= self.label_dropout < 1.0:
@@ -101,15 +102,40 @@ class GenerateConfig:
 PRESETS: dict[str, GenerateConfig] = {
     "toy": GenerateConfig(),
     "latte-s": GenerateConfig(
-        preset="latte-s", hidden=384, layers=12, heads=6, patch=2, steps=100_000, batch=16,
-        lr=1e-4, warmup_steps=0, ema_decay=0.9999, checkpoint_every=2000, prediction_type="epsilon",
-        vae_channels=(64, 128, 256, 256), vae_layers_per_block=2, vae_norm_groups=32,
+        preset="latte-s",
+        hidden=384,
+        layers=12,
+        heads=6,
+        patch=2,
+        steps=100_000,
+        batch=16,
+        lr=1e-4,
+        warmup_steps=0,
+        ema_decay=0.9999,
+        checkpoint_every=2000,
+        prediction_type="epsilon",
+        vae_channels=(64, 128, 256, 256),
+        vae_layers_per_block=2,
+        vae_norm_groups=32,
     ),
     # Used by the tests: seconds on one core.
     "tiny": GenerateConfig(
-        preset="tiny", vae_channels=(8, 16), vae_layers_per_block=1, vae_norm_groups=4,
-        vae_steps=3, vae_batch=8, hidden=32, layers=1, heads=2, patch=2, steps=4, batch=4,
-        lr=1e-3, warmup_steps=0, checkpoint_every=2, ema_decay=0.9,
+        preset="tiny",
+        vae_channels=(8, 16),
+        vae_layers_per_block=1,
+        vae_norm_groups=4,
+        vae_steps=3,
+        vae_batch=8,
+        hidden=32,
+        layers=1,
+        heads=2,
+        patch=2,
+        steps=4,
+        batch=4,
+        lr=1e-3,
+        warmup_steps=0,
+        checkpoint_every=2,
+        ema_decay=0.9,
     ),
 }
 

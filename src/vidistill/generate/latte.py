@@ -50,32 +50,54 @@ class ClassConditionedLatte(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if labels.min() < 0 or labels.max() > self.null_label:
-            raise ValueError(f"labels must be in [0, {self.null_label}] "
-                             f"({self.null_label} = null label); got {labels.tolist()}")
+            raise ValueError(
+                f"labels must be in [0, {self.null_label}] "
+                f"({self.null_label} = null label); got {labels.tolist()}"
+            )
         cond = self.label_embed(labels).view(len(labels), self.label_tokens, -1)
-        out = self.transformer(x, timestep=t, encoder_hidden_states=cond.to(x.dtype),
-                               return_dict=False)[0]
+        out = self.transformer(
+            x, timestep=t, encoder_hidden_states=cond.to(x.dtype), return_dict=False
+        )[0]
         return out[:, : self.in_channels]
 
 
-def latte_kwargs(cfg: GenerateConfig, in_channels: int, frames: int,
-                 latent_size: int) -> dict[str, Any]:
+def latte_kwargs(
+    cfg: GenerateConfig, in_channels: int, frames: int, latent_size: int
+) -> dict[str, Any]:
     """diffusers config for a Latte of the given size (Latte-1's block settings)."""
     if latent_size % cfg.patch:
-        raise ValueError(f"latent size {latent_size} is not divisible by patch {cfg.patch}; "
-                         f"pick --patch that divides it")
+        raise ValueError(
+            f"latent size {latent_size} is not divisible by patch {cfg.patch}; "
+            f"pick --patch that divides it"
+        )
     return dict(
-        num_attention_heads=cfg.heads, attention_head_dim=cfg.hidden // cfg.heads,
-        in_channels=in_channels, out_channels=in_channels, num_layers=cfg.layers,
-        cross_attention_dim=cfg.hidden, caption_channels=cfg.hidden, attention_bias=True,
-        sample_size=latent_size, patch_size=cfg.patch, activation_fn="gelu-approximate",
-        num_embeds_ada_norm=cfg.num_train_timesteps, norm_type="ada_norm_single",
-        norm_elementwise_affine=False, norm_eps=1e-6, video_length=frames,
+        num_attention_heads=cfg.heads,
+        attention_head_dim=cfg.hidden // cfg.heads,
+        in_channels=in_channels,
+        out_channels=in_channels,
+        num_layers=cfg.layers,
+        cross_attention_dim=cfg.hidden,
+        caption_channels=cfg.hidden,
+        attention_bias=True,
+        sample_size=latent_size,
+        patch_size=cfg.patch,
+        activation_fn="gelu-approximate",
+        num_embeds_ada_norm=cfg.num_train_timesteps,
+        norm_type="ada_norm_single",
+        norm_elementwise_affine=False,
+        norm_eps=1e-6,
+        video_length=frames,
     )
 
 
-def build_latte(cfg: GenerateConfig, num_classes: int, in_channels: int, frames: int,
-                latent_size: int, init: str | Path | None = None) -> ClassConditionedLatte:
+def build_latte(
+    cfg: GenerateConfig,
+    num_classes: int,
+    in_channels: int,
+    frames: int,
+    latent_size: int,
+    init: str | Path | None = None,
+) -> ClassConditionedLatte:
     """A fresh denoiser, or one whose transformer is loaded from a local diffusers Latte."""
     if init is None:
         transformer = _latte_cls()(**latte_kwargs(cfg, in_channels, frames, latent_size))
@@ -85,13 +107,17 @@ def build_latte(cfg: GenerateConfig, num_classes: int, in_channels: int, frames:
         if (path / "transformer" / "config.json").is_file():
             path = path / "transformer"  # a pipeline root
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"--init {init}: no config.json (pass a diffusers "
-                                    f"LatteTransformer3DModel folder or a pipeline root)")
+            raise FileNotFoundError(
+                f"--init {init}: no config.json (pass a diffusers "
+                f"LatteTransformer3DModel folder or a pipeline root)"
+            )
         # video_length only sizes a non-persistent sin-cos buffer: safe to override.
         transformer = _latte_cls().from_pretrained(path, video_length=frames)
         if transformer.config.in_channels != in_channels:
-            raise ValueError(f"--init Latte expects {transformer.config.in_channels} latent "
-                             f"channels but the VAE gives {in_channels}; use the matching --vae")
+            raise ValueError(
+                f"--init Latte expects {transformer.config.in_channels} latent "
+                f"channels but the VAE gives {in_channels}; use the matching --vae"
+            )
     return ClassConditionedLatte(transformer, num_classes, cfg.label_tokens)
 
 

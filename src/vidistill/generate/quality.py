@@ -41,8 +41,9 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     a = np.asarray(feats_a, dtype=np.float64)
     b = np.asarray(feats_b, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"need two (N, D) feature arrays with the same D, "
-                         f"got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"need two (N, D) feature arrays with the same D, got {a.shape} and {b.shape}"
+        )
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"need at least 2 samples per set, got {len(a)} and {len(b)}")
     mu_a, mu_b = a.mean(0), b.mean(0)
@@ -56,13 +57,18 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def classifier_features(net: torch.nn.Module, store: ClipStore, idx: np.ndarray,
-                        batch: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
+def classifier_features(
+    net: torch.nn.Module,
+    store: ClipStore,
+    idx: np.ndarray,
+    batch: int = 64,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
     """Penultimate features ``(N, D)`` of the clips ``idx`` (eval mode)."""
     net = net.to(device).eval()
     out = []
     for i in range(0, len(idx), batch):
-        x = to_model_input(torch.from_numpy(store.clips(idx[i:i + batch])).to(device))
+        x = to_model_input(torch.from_numpy(store.clips(idx[i : i + batch])).to(device))
         out.append(net.features(x).float().cpu().numpy())
     return np.concatenate(out)
 
@@ -71,9 +77,14 @@ def _key(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def real_reference(real: ClipStore, recipe_name: str = "toy-quick", seed: int = 0,
-                   cache: str | Path | None = None, progress: bool = True,
-                   overrides: dict[str, Any] | None = None):
+def real_reference(
+    real: ClipStore,
+    recipe_name: str = "toy-quick",
+    seed: int = 0,
+    cache: str | Path | None = None,
+    progress: bool = True,
+    overrides: dict[str, Any] | None = None,
+):
     """The full-real reference and the in-domain classifier for FCD — one network.
 
     It is trained and tested with the calls ``evaluate`` makes for its run with seed
@@ -103,23 +114,41 @@ def real_reference(real: ClipStore, recipe_name: str = "toy-quick", seed: int = 
         net = build_net(recipe, real.num_classes, real.spec.frames, real.spec.size)
         net.load_state_dict(load_file(str(net_path)))
         return json.loads(row_path.read_text()), net.eval()
-    net, stats = train_net(full_real(real), recipe, seed=seed, device="cpu", progress=progress,
-                           desc="full-real (also the FCD classifier)")
+    net, stats = train_net(
+        full_real(real),
+        recipe,
+        seed=seed,
+        device="cpu",
+        progress=progress,
+        desc="full-real (also the FCD classifier)",
+    )
     test = TrainingSet.from_store(real, real.indices("test"))
     probs = predict(net, test, recipe, device="cpu", seed=seed)
     m = classification_metrics(test.labels.numpy(), probs, real.num_classes, scores_are_probs=True)
-    row = {"method": "full-real", "recipe": recipe.to_dict(), "seed": seed, "top1": 100 * m["top1"],
-           "train_acc": 100 * stats.train_acc, "train_seconds": stats.seconds,
-           "diverged": stats.diverged}
+    row = {
+        "method": "full-real",
+        "recipe": recipe.to_dict(),
+        "seed": seed,
+        "top1": 100 * m["top1"],
+        "train_acc": 100 * stats.train_acc,
+        "train_seconds": stats.seconds,
+        "diverged": stats.diverged,
+    }
     if cache is not None:
         save_safetensors_atomic(net_path, net.state_dict())
         write_json_atomic(row_path, row)
     return row, net.cpu().eval()
 
 
-def pool_quality(pool: ClipStore, real: ClipStore, recipe: str = "toy-quick", seed: int = 0,
-                 cache: str | Path | None = None, progress: bool = True,
-                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def pool_quality(
+    pool: ClipStore,
+    real: ClipStore,
+    recipe: str = "toy-quick",
+    seed: int = 0,
+    cache: str | Path | None = None,
+    progress: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """full-syn, full-real, their ratio, FCD(pool, real train) and the real-vs-real floor.
 
     One run each (seed ``seed``): on 2 CPU cores a run of the toy-quick recipe on 400
@@ -133,8 +162,15 @@ def pool_quality(pool: ClipStore, real: ClipStore, recipe: str = "toy-quick", se
         raise ValueError(f"pool clips are {pool.spec.shape}, real clips {real.spec.shape}")
     real_row, net = real_reference(real, recipe, seed, cache, progress, overrides)
     syn_set = TrainingSet.from_store(pool, pool.indices("train"), meta={"method": "full-syn"})
-    syn_row = evaluate(syn_set, real, Recipe.preset(recipe, **(overrides or {})), runs=1, seed=seed,
-                       method="full-syn", progress=progress)
+    syn_row = evaluate(
+        syn_set,
+        real,
+        Recipe.preset(recipe, **(overrides or {})),
+        runs=1,
+        seed=seed,
+        method="full-syn",
+        progress=progress,
+    )
     f_train = classifier_features(net, real, real.indices("train"))
     f_test = classifier_features(net, real, real.indices("test"))
     f_pool = classifier_features(net, pool, pool.indices("train"))
@@ -145,9 +181,13 @@ def pool_quality(pool: ClipStore, real: ClipStore, recipe: str = "toy-quick", se
         b = classifier_features(net, pool, pool.indices("train", c))
         per_class.append(frechet_distance(a, b) if min(len(a), len(b)) > 1 else float("nan"))
     return {
-        "pool": str(pool.root), "real": str(real.root), "recipe": recipe,
-        "recipe_overrides": overrides or {}, "seed": seed,
-        "full_real_top1": real_row["top1"], "full_real_train_acc": real_row["train_acc"],
+        "pool": str(pool.root),
+        "real": str(real.root),
+        "recipe": recipe,
+        "recipe_overrides": overrides or {},
+        "seed": seed,
+        "full_real_top1": real_row["top1"],
+        "full_real_train_acc": real_row["train_acc"],
         "full_syn_top1": syn_row["top1_mean"],
         "syn_over_real": syn_row["top1_mean"] / real_row["top1"],
         "full_syn_train_acc": syn_row["train_acc_mean"],
@@ -157,15 +197,21 @@ def pool_quality(pool: ClipStore, real: ClipStore, recipe: str = "toy-quick", se
         "fcd_per_class_mean": float(np.nanmean(per_class)),
         "fcd_per_class": per_class,
         "fcd_feature_dim": int(f_train.shape[1]),
-        "pool_clips": len(pool), "real_train_clips": int(len(f_train)),
+        "pool_clips": len(pool),
+        "real_train_clips": int(len(f_train)),
         "real_test_clips": int(len(f_test)),
         "full_real_train_seconds": real_row["train_seconds"],
         "full_syn_seconds": syn_row["seconds"],
     }
 
 
-def frame_strip(pool: ClipStore, png: str | Path, real: ClipStore | None = None,
-                per_class: int = 1, frame_step: int = 2) -> Path:
+def frame_strip(
+    pool: ClipStore,
+    png: str | Path,
+    real: ClipStore | None = None,
+    per_class: int = 1,
+    frame_step: int = 2,
+) -> Path:
     """One row per class: ``per_class`` generated clips' frames (and a real clip first, if
     ``real`` is given), every ``frame_step``-th frame, as a PNG with class names."""
     import matplotlib
@@ -191,7 +237,9 @@ def frame_strip(pool: ClipStore, png: str | Path, real: ClipStore | None = None,
     img = np.concatenate([np.concatenate([r, sep], 0) for r in rows], 0)
     h, w = img.shape[:2]
     fig = plt.figure(figsize=(w / 100 + 1.2, h / 100 + 0.35), dpi=100)  # ~1:1 pixels
-    ax = fig.add_axes([1.1 / (w / 100 + 1.2), 0.01, w / 100 / (w / 100 + 1.2), 1 - 0.35 / (h / 100 + 0.35)])
+    ax = fig.add_axes(
+        [1.1 / (w / 100 + 1.2), 0.01, w / 100 / (w / 100 + 1.2), 1 - 0.35 / (h / 100 + 0.35)]
+    )
     ax.imshow(img)
     row_h = rows[0].shape[0] + 4
     ax.set_yticks([(i + 0.5) * row_h for i in range(len(names))], names, fontsize=8)

@@ -32,14 +32,17 @@ from vidistill.generate.vae import decode_latents, load_vae
 SAMPLERS = ("ddim", "dpm")
 
 
-def load_generator(run_dir: str | Path, ema: bool = True, device: str | torch.device = "cpu"
-                   ) -> tuple[ClassConditionedLatte, dict[str, Any]]:
+def load_generator(
+    run_dir: str | Path, ema: bool = True, device: str | torch.device = "cpu"
+) -> tuple[ClassConditionedLatte, dict[str, Any]]:
     """The trained denoiser of a finished `generate train` run (EMA weights by default)."""
     run_dir = Path(run_dir)
     weights = run_dir / ("ema.safetensors" if ema else "model.safetensors")
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights} missing: is {run_dir} a finished `vidistill generate "
-                                f"train` run? (re-run train with the same --out to finish it)")
+        raise FileNotFoundError(
+            f"{weights} missing: is {run_dir} a finished `vidistill generate "
+            f"train` run? (re-run train with the same --out to finish it)"
+        )
     run_cfg = json.loads((run_dir / "config.json").read_text())
     cfg = GenerateConfig.from_dict(run_cfg["generator"])
     d = run_cfg["data"]
@@ -56,8 +59,9 @@ def make_sampler(cfg: GenerateConfig, name: str, steps: int):
     if name == "ddim":
         sch = DDIMScheduler.from_config(base, clip_sample=False)
     elif name == "dpm":
-        sch = DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++",
-                                                      solver_order=2)
+        sch = DPMSolverMultistepScheduler.from_config(
+            base, algorithm_type="dpmsolver++", solver_order=2
+        )
     else:
         raise ValueError(f"unknown sampler {name!r}; choose one of {SAMPLERS}")
     sch.set_timesteps(steps)
@@ -65,9 +69,17 @@ def make_sampler(cfg: GenerateConfig, name: str, steps: int):
 
 
 @torch.no_grad()
-def sample_latents(model: ClassConditionedLatte, labels: torch.Tensor, shape: tuple[int, ...],
-                   cfg: GenerateConfig, sampler: str = "ddim", steps: int = 50,
-                   guidance: float = 4.0, seed: int = 0, autocast: bool = False) -> torch.Tensor:
+def sample_latents(
+    model: ClassConditionedLatte,
+    labels: torch.Tensor,
+    shape: tuple[int, ...],
+    cfg: GenerateConfig,
+    sampler: str = "ddim",
+    steps: int = 50,
+    guidance: float = 4.0,
+    seed: int = 0,
+    autocast: bool = False,
+) -> torch.Tensor:
     """Latents ``(B, C, T, h, w)`` for ``labels`` (CFG with the null label when guidance ≠ 1)."""
     device = next(model.parameters()).device
     sch = make_sampler(cfg, sampler, steps)
@@ -89,10 +101,20 @@ def sample_latents(model: ClassConditionedLatte, labels: torch.Tensor, shape: tu
     return x
 
 
-def sample_pool(run_dir: str | Path, out: str | Path, per_class: int, steps: int = 50,
-                guidance: float = 4.0, sampler: str = "ddim", batch: int = 32, seed: int = 0,
-                ema: bool = True, device: str | None = None, progress: bool = True,
-                stop_after_batches: int | None = None) -> ClipStore | None:
+def sample_pool(
+    run_dir: str | Path,
+    out: str | Path,
+    per_class: int,
+    steps: int = 50,
+    guidance: float = 4.0,
+    sampler: str = "ddim",
+    batch: int = 32,
+    seed: int = 0,
+    ema: bool = True,
+    device: str | None = None,
+    progress: bool = True,
+    stop_after_batches: int | None = None,
+) -> ClipStore | None:
     """Generate ``per_class`` clips of every class into a ClipStore at ``out`` (split "train").
 
     Returns ``None`` if ``stop_after_batches`` ended the call early (tests of resume).
@@ -109,8 +131,16 @@ def sample_pool(run_dir: str | Path, out: str | Path, per_class: int, steps: int
     out = Path(out)
     partial = out / ".partial"
     partial.mkdir(parents=True, exist_ok=True)
-    settings = {"run": str(Path(run_dir).resolve()), "per_class": per_class, "steps": steps,
-                "guidance": guidance, "sampler": sampler, "batch": batch, "seed": seed, "ema": ema}
+    settings = {
+        "run": str(Path(run_dir).resolve()),
+        "per_class": per_class,
+        "steps": steps,
+        "guidance": guidance,
+        "sampler": sampler,
+        "batch": batch,
+        "seed": seed,
+        "ema": ema,
+    }
     sfile = partial / "settings.json"
     if sfile.is_file() and json.loads(sfile.read_text()) != settings:
         shutil.rmtree(partial)  # different settings: the finished batches do not belong here
@@ -118,7 +148,7 @@ def sample_pool(run_dir: str | Path, out: str | Path, per_class: int, steps: int
     sfile.write_text(json.dumps(settings))
 
     labels = torch.arange(d["num_classes"]).repeat_interleave(per_class)
-    batches = [labels[i:i + batch] for i in range(0, len(labels), batch)]
+    batches = [labels[i : i + batch] for i in range(0, len(labels), batch)]
     shape = tuple(d["latent_shape"])
     t0, done_now, clips_now = time.time(), 0, 0
     autocast = dev.type == "cuda"
@@ -136,18 +166,36 @@ def sample_pool(run_dir: str | Path, out: str | Path, per_class: int, steps: int
     seconds = time.time() - t0
 
     spec = ClipSpec(frames=d["frames"], size=d["size"])
-    records = [ClipRecord(source=f"generated:{b}:{i}", label=int(lab),
-                          class_name=d["class_names"][lab], split="train",
-                          meta={"seed": seed + b, "batch": b, "slot": i})
-               for b, labs in enumerate(batches) for i, lab in enumerate(labs.tolist())]
+    records = [
+        ClipRecord(
+            source=f"generated:{b}:{i}",
+            label=int(lab),
+            class_name=d["class_names"][lab],
+            split="train",
+            meta={"seed": seed + b, "batch": b, "slot": i},
+        )
+        for b, labs in enumerate(batches)
+        for i, lab in enumerate(labs.tolist())
+    ]
 
     def stream():
         for b in range(len(batches)):
             yield load_file(str(partial / f"batch-{b:05d}.safetensors"))["clips"].numpy()
 
-    info = {**settings, "seconds": round(seconds, 1), "clips_this_call": clips_now,
-            "clips_per_second": round(clips_now / max(seconds, 1e-9), 4)}
-    store = write_store(out, spec, d["class_names"], stream(), records, dataset="generated",
-                        extra={"generator": info})
+    info = {
+        **settings,
+        "seconds": round(seconds, 1),
+        "clips_this_call": clips_now,
+        "clips_per_second": round(clips_now / max(seconds, 1e-9), 4),
+    }
+    store = write_store(
+        out,
+        spec,
+        d["class_names"],
+        stream(),
+        records,
+        dataset="generated",
+        extra={"generator": info},
+    )
     shutil.rmtree(partial)
     return store

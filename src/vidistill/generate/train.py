@@ -52,14 +52,24 @@ def make_scheduler(cfg: GenerateConfig):
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
-        num_train_timesteps=cfg.num_train_timesteps, beta_start=cfg.beta_start,
-        beta_end=cfg.beta_end, beta_schedule=cfg.beta_schedule,
-        prediction_type=cfg.prediction_type, clip_sample=False,  # latents are not in [-1, 1]
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+        beta_schedule=cfg.beta_schedule,
+        prediction_type=cfg.prediction_type,
+        clip_sample=False,  # latents are not in [-1, 1]
     )
 
 
-def diffusion_loss(model: torch.nn.Module, scheduler, x0: torch.Tensor, labels: torch.Tensor,
-                   noise: torch.Tensor, t: torch.Tensor, prediction_type: str) -> torch.Tensor:
+def diffusion_loss(
+    model: torch.nn.Module,
+    scheduler,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+    prediction_type: str,
+) -> torch.Tensor:
     """MSE of the ε (or v) prediction at timesteps ``t`` — the DDPM simple loss."""
     xt = scheduler.add_noise(x0, noise, t)
     target = noise if prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
@@ -67,9 +77,14 @@ def diffusion_loss(model: torch.nn.Module, scheduler, x0: torch.Tensor, labels: 
     return F.mse_loss(pred.float(), target.float())
 
 
-def prepare_latents(store: ClipStore, out: Path, cfg: GenerateConfig, vae_dir: str | None,
-                    device: torch.device, progress: bool
-                    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def prepare_latents(
+    store: ClipStore,
+    out: Path,
+    cfg: GenerateConfig,
+    vae_dir: str | None,
+    device: torch.device,
+    progress: bool,
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Load or train the VAE, then encode (or reuse) the training latents."""
     source = str(Path(vae_dir).resolve()) if vae_dir else "trained"
     info_path = out / "vae.json"
@@ -86,17 +101,28 @@ def prepare_latents(store: ClipStore, out: Path, cfg: GenerateConfig, vae_dir: s
         (out / "latents.safetensors").unlink(missing_ok=True)
         t0 = time.time()
         vae, stats = train_vae(store, cfg, out / "vae", device, progress)
-        info = {"source": source, "dir": str((out / "vae").resolve()), **stats,
-                "train_seconds": round(time.time() - t0, 1)}
+        info = {
+            "source": source,
+            "dir": str((out / "vae").resolve()),
+            **stats,
+            "train_seconds": round(time.time() - t0, 1),
+        }
     info["downsample"] = downsample_factor(vae)
     write_json_atomic(info_path, info)
     latents, labels = cache_latents(store, vae, out / "latents.safetensors", progress=progress)
     return latents, labels, info
 
 
-def train(store_path: str | Path, out: str | Path, cfg: GenerateConfig, vae_dir: str | None = None,
-          init: str | None = None, progress: bool = True, stop_after: int | None = None,
-          cpu: bool = False) -> dict[str, Any]:
+def train(
+    store_path: str | Path,
+    out: str | Path,
+    cfg: GenerateConfig,
+    vae_dir: str | None = None,
+    init: str | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    cpu: bool = False,
+) -> dict[str, Any]:
     """Train (or resume) a generator run in ``out``; returns the ``done.json`` summary.
 
     ``stop_after`` ends this call after that many steps *without* a checkpoint — what a
@@ -118,11 +144,17 @@ def train(store_path: str | Path, out: str | Path, cfg: GenerateConfig, vae_dir:
     acc.wait_for_everyone()
     latents, labels, vae_info = prepare_latents(store, out, cfg, vae_dir, device, progress=False)
     n, c, t_frames, h, _ = latents.shape
-    data = {"num_classes": store.num_classes, "class_names": store.class_names,
-            "frames": store.spec.frames, "size": store.spec.size,
-            "latent_shape": [c, t_frames, h, h],
-            "train_clips": int(n), "store": str(Path(store_path).resolve()),
-            "vae_dir": vae_info["dir"], "init": str(Path(init).resolve()) if init else None}
+    data = {
+        "num_classes": store.num_classes,
+        "class_names": store.class_names,
+        "frames": store.spec.frames,
+        "size": store.spec.size,
+        "latent_shape": [c, t_frames, h, h],
+        "train_clips": int(n),
+        "store": str(Path(store_path).resolve()),
+        "vae_dir": vae_info["dir"],
+        "init": str(Path(init).resolve()) if init else None,
+    }
     run_cfg["data"] = data
     if acc.is_main_process:
         write_json_atomic(out / "config.json", run_cfg)
@@ -152,8 +184,13 @@ def train(store_path: str | Path, out: str | Path, cfg: GenerateConfig, vae_dir:
     unwrapped: ClassConditionedLatte = acc.unwrap_model(model)
     null = unwrapped.null_label
 
-    bar = tqdm(total=cfg.steps, initial=step, desc="latte", dynamic_ncols=True,
-               disable=not (progress and acc.is_main_process))
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc="latte",
+        dynamic_ncols=True,
+        disable=not (progress and acc.is_main_process),
+    )
     run_steps, running = 0, None
     model.train()
     while step < cfg.steps:
@@ -172,8 +209,15 @@ def train(store_path: str | Path, out: str | Path, cfg: GenerateConfig, vae_dir:
         y = labels[idx[sl].to(device)]
         y = torch.where(drop[sl].to(device), torch.full_like(y, null), y)
         with acc.autocast():
-            loss = diffusion_loss(model, scheduler, x0, y, noise[sl].to(device), tt[sl].to(device),
-                                  cfg.prediction_type)
+            loss = diffusion_loss(
+                model,
+                scheduler,
+                x0,
+                y,
+                noise[sl].to(device),
+                tt[sl].to(device),
+                cfg.prediction_type,
+            )
         acc.backward(loss)
         if cfg.grad_clip:
             acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -194,18 +238,26 @@ def train(store_path: str | Path, out: str | Path, cfg: GenerateConfig, vae_dir:
                 _save(out, step, unwrapped, ema, opt, gen, run_cfg, history, cfg.keep_checkpoints)
     bar.close()
     finished = step >= cfg.steps
-    summary = {"step": step, "finished": finished,
-               "seconds_this_call": round(time.time() - t_start, 1),
-               "params": count_params(unwrapped), "processes": world, "device": str(device),
-               "mixed_precision": acc.mixed_precision, "vae": vae_info, "loss_history": history,
-               "final_loss_ema": running}
+    summary = {
+        "step": step,
+        "finished": finished,
+        "seconds_this_call": round(time.time() - t_start, 1),
+        "params": count_params(unwrapped),
+        "processes": world,
+        "device": str(device),
+        "mixed_precision": acc.mixed_precision,
+        "vae": vae_info,
+        "loss_history": history,
+        "final_loss_ema": running,
+    }
     if finished and acc.is_main_process:
         sd = unwrapped.state_dict()
         save_safetensors_atomic(out / "model.safetensors", sd)
         save_safetensors_atomic(out / "ema.safetensors", {k: ema[k] for k in sd})
         prev = json.loads((out / "done.json").read_text()) if (out / "done.json").is_file() else {}
-        summary["train_seconds_total"] = round(prev.get("train_seconds_total", 0)
-                                               + summary["seconds_this_call"], 1)
+        summary["train_seconds_total"] = round(
+            prev.get("train_seconds_total", 0) + summary["seconds_this_call"], 1
+        )
         write_json_atomic(out / "done.json", summary)
     return summary
 
@@ -218,8 +270,17 @@ def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: flo
 
 def _save(out: Path, step: int, model, ema, opt, gen, run_cfg, history, keep) -> None:
     sd = model.state_dict()
-    ckpt.save_checkpoint(out / "checkpoints", step, sd, {k: ema[k] for k in sd}, opt, gen,
-                         run_cfg, keep=keep, history=history)
+    ckpt.save_checkpoint(
+        out / "checkpoints",
+        step,
+        sd,
+        {k: ema[k] for k in sd},
+        opt,
+        gen,
+        run_cfg,
+        keep=keep,
+        history=history,
+    )
 
 
 def _check_run_config(out: Path, cfg: GenerateConfig, store: ClipStore, vae_dir, init) -> dict:
@@ -229,11 +290,16 @@ def _check_run_config(out: Path, cfg: GenerateConfig, store: ClipStore, vae_dir,
     if path.is_file() and ckpt.list_checkpoints(out / "checkpoints"):
         old = json.loads(path.read_text())
         old_g, new_g = old.get("generator", {}), cfg.to_dict()
-        diff = sorted(k for k in set(old_g) | set(new_g)
-                      if k not in _RESUMABLE and old_g.get(k) != new_g.get(k))
+        diff = sorted(
+            k
+            for k in set(old_g) | set(new_g)
+            if k not in _RESUMABLE and old_g.get(k) != new_g.get(k)
+        )
         if diff:
-            raise ValueError(f"{out} holds a run with a different config ({', '.join(diff)}); "
-                              f"use a new --out or the same options to resume")
+            raise ValueError(
+                f"{out} holds a run with a different config ({', '.join(diff)}); "
+                f"use a new --out or the same options to resume"
+            )
         old_store = old.get("data", {}).get("store")
         if old_store and old_store != str(Path(store.root).resolve()):
             raise ValueError(f"{out} was trained on {old_store}, not {store.root}; use a new --out")
@@ -243,5 +309,8 @@ def _check_run_config(out: Path, cfg: GenerateConfig, store: ClipStore, vae_dir,
 def _versions() -> dict[str, str]:
     import diffusers
 
-    return {"vidistill": __version__, "torch": torch.__version__,
-            "diffusers": diffusers.__version__}
+    return {
+        "vidistill": __version__,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+    }

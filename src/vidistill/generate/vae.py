@@ -37,11 +37,18 @@ def build_vae(cfg: GenerateConfig, size: int):
     """A fresh small ``AutoencoderKL`` (downsampling 2^(len(channels)-1))."""
     n = len(cfg.vae_channels)
     return _autoencoder_cls()(
-        in_channels=3, out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=tuple(cfg.vae_channels), layers_per_block=cfg.vae_layers_per_block,
-        latent_channels=cfg.vae_latent_channels, norm_num_groups=cfg.vae_norm_groups,
-        sample_size=size, mid_block_add_attention=False, scaling_factor=1.0, shift_factor=0.0,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.vae_channels),
+        layers_per_block=cfg.vae_layers_per_block,
+        latent_channels=cfg.vae_latent_channels,
+        norm_num_groups=cfg.vae_norm_groups,
+        sample_size=size,
+        mid_block_add_attention=False,
+        scaling_factor=1.0,
+        shift_factor=0.0,
     )
 
 
@@ -51,8 +58,10 @@ def load_vae(path: str | Path):
     if not (path / "config.json").is_file() and (path / "vae" / "config.json").is_file():
         path = path / "vae"
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"--vae {path}: no config.json (pass an AutoencoderKL folder, "
-                                f"e.g. the 'vae' folder of a Stable-Diffusion checkpoint)")
+        raise FileNotFoundError(
+            f"--vae {path}: no config.json (pass an AutoencoderKL folder, "
+            f"e.g. the 'vae' folder of a Stable-Diffusion checkpoint)"
+        )
     vae = _autoencoder_cls().from_pretrained(path)
     vae.eval().requires_grad_(False)
     return vae
@@ -103,8 +112,13 @@ def decode_latents(vae, z: torch.Tensor) -> torch.Tensor:
     return pixels_to_u8(x, n).cpu()
 
 
-def train_vae(store: ClipStore, cfg: GenerateConfig, out: str | Path, device: torch.device,
-              progress: bool = True):
+def train_vae(
+    store: ClipStore,
+    cfg: GenerateConfig,
+    out: str | Path,
+    device: torch.device,
+    progress: bool = True,
+):
     """Train the small VAE on the store's training frames, set its latent factors, save it.
 
     Deterministic from ``cfg.seed``. Writes ``out/`` with ``config.json`` +
@@ -140,20 +154,29 @@ def train_vae(store: ClipStore, cfg: GenerateConfig, out: str | Path, device: to
     vae.eval().requires_grad_(False)
     # latent statistics → shift/scale so the denoiser sees ~N(0,1) latents
     with torch.no_grad():
-        zs = torch.cat([vae.encode(frames[i:i + 256].to(device)).latent_dist.mean.float().cpu()
-                        for i in range(0, len(frames), 256)])
+        zs = torch.cat(
+            [
+                vae.encode(frames[i : i + 256].to(device)).latent_dist.mean.float().cpu()
+                for i in range(0, len(frames), 256)
+            ]
+        )
     mean, std = float(zs.mean()), float(zs.std())
     vae.register_to_config(shift_factor=mean, scaling_factor=1.0 / max(std, 1e-6))
     with torch.no_grad():
         rec = vae.decode(vae.encode(frames[:64].to(device)).latent_dist.mean).sample.cpu()
     psnr = float(10 * torch.log10(4.0 / F.mse_loss(rec.clamp(-1, 1), frames[:64])))
     vae.save_pretrained(out, safe_serialization=True)
-    return vae, {"vae_final_mse": float(mse.item()), "vae_psnr_db": psnr,
-                 "latent_mean": mean, "latent_std": std}
+    return vae, {
+        "vae_final_mse": float(mse.item()),
+        "vae_psnr_db": psnr,
+        "latent_mean": mean,
+        "latent_std": std,
+    }
 
 
-def cache_latents(store: ClipStore, vae, path: str | Path, batch: int = 16,
-                  progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def cache_latents(
+    store: ClipStore, vae, path: str | Path, batch: int = 16, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode every training clip once; reuse ``path`` when it already holds them."""
     from safetensors.torch import load_file
 
@@ -164,11 +187,14 @@ def cache_latents(store: ClipStore, vae, path: str | Path, batch: int = 16,
         if d["index"].numel() == len(idx) and torch.equal(d["index"], torch.from_numpy(idx)):
             return d["latents"], d["labels"]
     chunks = []
-    for i in tqdm(range(0, len(idx), batch), desc="encode", disable=not progress,
-                  dynamic_ncols=True):
-        chunks.append(encode_clips(vae, torch.from_numpy(store.clips(idx[i:i + batch]))).cpu())
+    for i in tqdm(
+        range(0, len(idx), batch), desc="encode", disable=not progress, dynamic_ncols=True
+    ):
+        chunks.append(encode_clips(vae, torch.from_numpy(store.clips(idx[i : i + batch]))).cpu())
     latents = torch.cat(chunks)
     labels = torch.from_numpy(store.labels[idx].astype(np.int64))
-    save_safetensors_atomic(path, {"latents": latents, "labels": labels,
-                                   "index": torch.from_numpy(idx.astype(np.int64))})
+    save_safetensors_atomic(
+        path,
+        {"latents": latents, "labels": labels, "index": torch.from_numpy(idx.astype(np.int64))},
+    )
     return latents, labels
