@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import click
 
 from vidistill import __version__
@@ -12,3 +15,20 @@ from vidistill import __version__
 def main() -> None:
     """vidistill: video dataset distillation — prepare, embed, select, generate, synthesize,
     evaluate and report, each usable alone, or all at once with `vidistill run CONFIG`."""
+
+
+def parse_key_values(items: tuple[str, ...], example: str = "threshold=0.3") -> dict[str, Any]:
+    """``-o key=value`` pairs of the method-option flags; values are JSON when they parse
+    (numbers, true/false, null), else the raw string. Dashes in keys become underscores."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(
+                f"{item!r}: expected KEY=VALUE (e.g. -o {example})", param_hint="-o"
+            )
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value.strip()
+    return out

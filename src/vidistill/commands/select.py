@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import click
 
 from vidistill import registry
-from vidistill.commands.app import main
-
-
-def _parse_options(items: tuple[str, ...]) -> dict[str, Any]:
-    """``-o key=value`` pairs; values parsed as JSON when they can be (numbers, null...)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE (e.g. -o threshold=0.3)")
-        key, value = item.split("=", 1)
-        try:
-            out[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.replace("-", "_")] = value
-    return out
+from vidistill.commands.app import main, parse_key_values
 
 
 @contextlib.contextmanager
@@ -75,7 +59,7 @@ def embed(store, embedder, weights, split, batch_size, seed, device, options):
             batch_size=batch_size,
             seed=seed,
             device=device,
-            **_parse_options(options),
+            **parse_key_values(options),
         )
 
 
@@ -120,7 +104,7 @@ def select(store, method, vpc, out, embedder, seed, split, memory_budget_mb, opt
             split=_split(split),
             memory_budget_mb=memory_budget_mb,
             out=out,
-            **_parse_options(options),
+            **parse_key_values(options),
         )
     n = sum(len(v) for v in doc["indices"].values())
     click.echo(

@@ -5,19 +5,7 @@ from __future__ import annotations
 import click
 
 from vidistill import registry
-from vidistill.commands.app import main
-
-
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise click.BadParameter(
-                f"{pair!r}: expected KEY=VALUE (e.g. -o ablation=t3-a)", param_hint="-o"
-            )
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
+from vidistill.commands.app import main, parse_key_values
 
 
 @main.command()
@@ -83,7 +71,7 @@ def synthesize(
     """Distil STORE's training split into VPC learned videos per class at --out."""
     from vidistill.synthesize import synthesize as run
 
-    opts: dict[str, object] = dict(_parse_options(options))
+    opts: dict[str, object] = parse_key_values(options, example="ablation=t3-a")
     for key, value in (
         ("iterations", iterations),
         ("lr", lr),
