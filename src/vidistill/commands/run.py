@@ -28,7 +28,7 @@ def run(config, out, runs):
 @main.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 def demo(out):
-    """The toy demo (`make demo`): prepare → select (TAC-DT, herding) → synthesize (DM)
+    """The toy demo (`make demo`): prepare → select (TAC-DT) → synthesize (DM)
     → evaluate beside full-real and random → report."""
     from vidistill.pipeline import load_config, run_pipeline
 
