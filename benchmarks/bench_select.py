@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vidistill.embed.store import EmbeddingFile, StreamingSafetensorsWriter
+from vidistill.evaluate.costs import peak_rss_mb
 
 MODES = 8
 
@@ -71,7 +71,7 @@ def run_one(path: Path, method: str, vpc: int, budget_mb: int) -> dict:
         "n": f.n,
         "seconds": seconds,
         "cpu_seconds": cpu,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import resource
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +24,7 @@ from tqdm import tqdm
 from vidistill import registry
 from vidistill.atomic import save_safetensors_atomic, write_json_atomic
 from vidistill.clipstore import ClipRecord, ClipStore, write_store
+from vidistill.evaluate.costs import peak_rss_mb
 from vidistill.synthesize.common import RealSampler, Synthesizer, iteration_seed
 from vidistill.synthetic import SyntheticSet
 from vidistill.transforms import to_uint8
@@ -40,12 +39,6 @@ def build(
     cls = registry.get("synthesizer", method)
     config = cls.config_cls.from_options(options or {})
     return cls(store, vpc, config, seed)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (MiB); ru_maxrss is KiB on Linux, bytes on macOS."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
 def _config_hash(method: str, vpc: int, seed: int, config: dict) -> str:
