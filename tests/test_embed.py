@@ -110,10 +110,28 @@ def test_videomae_without_weights_says_how(tmp_path):
         embed_store(store, "videomae", progress=False)
 
 
-def test_latent_not_implemented_yet(tmp_path):
-    store = _store(tmp_path / "store")
-    with pytest.raises(NotImplementedError, match="generation stage"):
+def test_latent_embedder_flattens_vae_latents(tmp_path):
+    """The real loading path: a tiny AutoencoderKL saved with save_pretrained, loaded by
+    --weights; rows are the flattened (C, T, h, w) posterior means, shape recorded."""
+    import torch
+
+    from vidistill.generate import preset
+    from vidistill.generate.vae import build_vae, encode_clips
+
+    store = _store(tmp_path / "store", size=32)
+    torch.manual_seed(0)
+    vae = build_vae(preset("tiny"), 32)
+    vae.save_pretrained(tmp_path / "run" / "vae")  # a generate run folder holds vae/
+    with pytest.raises(ValueError, match="needs a VAE"):
         embed_store(store, "latent", progress=False)
+    emb = EmbeddingFile(embed_store(store, "latent", weights=tmp_path / "run", progress=False))
+    shape = json.loads(emb.metadata["details"])["latent_shape"]
+    c, t, h, w = shape
+    assert (t, h * (2 ** (len(vae.config.block_out_channels) - 1))) == (8, 32)
+    assert emb.dim == c * t * h * w
+    idx = store.indices("train")
+    want = encode_clips(vae.eval(), torch.from_numpy(store.clips(idx[:3])))
+    np.testing.assert_allclose(emb.rows(0, 3), want.reshape(3, -1).numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_classifier_embedder_trains_once_and_caches(tmp_path):
