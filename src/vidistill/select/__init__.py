@@ -2,7 +2,8 @@
 
 One file per method: ``random``, ``tac-dt`` (the diffusion paper's training-free
 selector), ``mae-score``, ``csta``, ``dm-mmd`` (its baselines), ``herding`` and
-``k-center`` (coreset baselines). Each is ``fn(ClassData, vpc, seed, **options)`` →
+``k-center`` (coreset baselines), ``vst-unet`` (the paper's learned selector, fitted on
+all classes first). Each is ``fn(ClassData, vpc, seed, **options)`` →
 positions; :func:`select_store` runs one over a ClipStore's embeddings file.
 """
 
@@ -14,6 +15,7 @@ from vidistill.select import (  # noqa: F401  (registration)
     mae_score,
     random,
     tac_dt,
+    vst_unet,
 )
 from vidistill.select.base import ClassData, run_selector, select_arrays, select_store, selector
 

@@ -11,6 +11,7 @@ iterate ``data.chunks()``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -46,6 +47,8 @@ class ClassData:
         self._array, self._reader, self._positions = array, reader, positions
         self.scores = scores
         self.budget_bytes = budget_bytes
+        # What the embedder recorded (e.g. ``latent_shape`` of the ``latent`` embedder).
+        self.details: dict[str, Any] = {}
 
     @classmethod
     def from_array(
@@ -116,14 +119,22 @@ class ClassData:
 Selector = Callable[..., np.ndarray]
 
 
-def selector(name: str, needs: tuple[str, ...] = ("embeddings",)) -> Callable[[Selector], Selector]:
+def selector(
+    name: str,
+    needs: tuple[str, ...] = ("embeddings",),
+    fit: Callable[..., Any] | None = None,
+) -> Callable[[Selector], Selector]:
     """``@selector("tac-dt")``: register a per-class selection function.
 
-    ``needs`` ⊆ {"embeddings", "scores"}: what `select_store` must provide.
+    ``needs`` ⊆ {"embeddings", "scores"}: what `select_store` must provide. ``fit``, for
+    methods that learn ONE model from all classes first (VST-UNet, Algorithm 1), is called
+    once as ``fit(classes, vpc, seed, **options)``; its result reaches every per-class
+    call as the keyword ``fitted``.
     """
 
     def deco(fn: Selector) -> Selector:
         fn.needs = needs  # type: ignore[attr-defined]
+        fn.fit = fit  # type: ignore[attr-defined]
         return registry.register("selector", name)(fn)
 
     return deco
@@ -144,12 +155,28 @@ def class_rng(seed: int, label: int) -> np.random.Generator:
     return np.random.default_rng([seed, label])
 
 
+def fit_selector(
+    method: str, classes: list[ClassData], vpc: int, seed: int = 0, **options: Any
+) -> dict[str, Any]:
+    """Options for the per-class calls: ``options`` plus ``fitted`` when the method learns
+    from all classes at once (its ``fit`` hook); every class is checked for VPC first."""
+    for data in classes:
+        check_vpc(data, vpc)
+    fit = getattr(registry.get("selector", method), "fit", None)
+    return options if fit is None else {**options, "fitted": fit(classes, vpc, seed, **options)}
+
+
 def run_selector(
     method: str, data: ClassData, vpc: int, seed: int = 0, **options: Any
 ) -> np.ndarray:
-    """Call a registered selector on one class and validate its answer."""
+    """Call a registered selector on one class and validate its answer.
+
+    A method with a ``fit`` hook is fitted on this one class when ``fitted`` is not given.
+    """
     fn = registry.get("selector", method)
     check_vpc(data, vpc)
+    if getattr(fn, "fit", None) is not None and "fitted" not in options:
+        options = fit_selector(method, [data], vpc, seed, **options)
     pos = np.asarray(fn(data, vpc, seed, **options), dtype=np.int64)
     if pos.shape != (vpc,) or len(set(pos.tolist())) != vpc or pos.min() < 0 or pos.max() >= data.n:
         raise RuntimeError(
@@ -168,13 +195,14 @@ def select_arrays(
     **options: Any,
 ) -> dict[str, list[int]]:
     """In-memory API: ``{class: (n, D) embeddings}`` → ``{class: [row positions]}``."""
-    out = {}
-    for label, (name, x) in enumerate(classes.items()):
-        data = ClassData.from_array(
+    data = [
+        ClassData.from_array(
             x, name=name, label=label, scores=None if scores is None else scores[name]
         )
-        out[name] = run_selector(method, data, vpc, seed, **options).tolist()
-    return out
+        for label, (name, x) in enumerate(classes.items())
+    ]
+    options = fit_selector(method, data, vpc, seed, **options)
+    return {d.name: run_selector(method, d, vpc, seed, **options).tolist() for d in data}
 
 
 def select_store(
@@ -223,8 +251,9 @@ def select_store(
                 f"split {split!r}; re-run `vidistill embed --split {split}`"
             )
     t0 = time.perf_counter()
-    result: dict[str, list[int]] = {}
-    for label in tqdm(range(store.num_classes), desc=f"select {method}", disable=not progress):
+    details = json.loads(reader.metadata.get("details", "{}")) if reader is not None else {}
+    classes: list[tuple[np.ndarray, ClassData]] = []
+    for label in range(store.num_classes):
         name = store.class_names[label]
         idx = store.indices(split, label) if split is not None else store.indices(None, label)
         if reader is not None:
@@ -246,8 +275,12 @@ def select_store(
             )
         else:
             data = ClassData(name, label, len(idx), None, budget_bytes=budget)
-        pos = run_selector(method, data, vpc, seed, **options)
-        result[name] = idx[pos].tolist()
+        data.details = details
+        classes.append((idx, data))
+    call_options = fit_selector(method, [d for _, d in classes], vpc, seed, **options)
+    result: dict[str, list[int]] = {}
+    for idx, data in tqdm(classes, desc=f"select {method}", disable=not progress):
+        result[data.name] = idx[run_selector(method, data, vpc, seed, **call_options)].tolist()
     seconds = time.perf_counter() - t0
     doc = {
         "method": method,
