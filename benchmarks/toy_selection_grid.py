@@ -3,6 +3,10 @@ pool, beside full-real and random, evaluated with ConvNet3D (preset toy-quick), 
 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/toy_selection_grid.py [--work DIR] [--out DIR]
 
+VST-UNet runs on VAE latents (the paper's input): embed them first
+(``vidistill embed STORE --embedder latent --weights GEN_RUN``) and add its rows with
+``--embedder latent --plan vst-unet@1 vst-unet@5 vst-unet@10 --no-analysis``.
+
 Embeddings: the ``classifier`` embedder (half-width ConvNet3D, toy-quick recipe, trained on
 all real training clips, seed 0). Selections use seed 0; each is evaluated by 3 fresh
 networks (seeds 0, 1, 2), so their std is training noise only. ``random`` is the
@@ -100,6 +104,9 @@ def main() -> None:
     ap.add_argument(
         "--analyse-only", action="store_true", help="embedding/coverage analysis, no training"
     )
+    ap.add_argument(
+        "--no-analysis", action="store_true", help="skip the embedding/coverage analysis"
+    )
     args = ap.parse_args()
 
     from vidistill.datasets.toy import ToyDataset
@@ -113,7 +120,8 @@ def main() -> None:
     # TAC-DT first (the paper's method, beside random), then the baselines: on 2 shared
     # cores a killed grid should have the comparison that matters most.
     methods = args.methods or sorted(
-        (m for m in registry.names("selector") if m != "random"), key=lambda m: (m != "tac-dt", m)
+        (m for m in registry.names("selector") if m not in ("random", "vst-unet")),
+        key=lambda m: (m != "tac-dt", m),
     )
     plan: list[tuple[str, int | None]] = []
     if args.plan:  # explicit order, e.g. random@5 tac-dt@5 full-real
@@ -133,7 +141,7 @@ def main() -> None:
         print(f"embedder ready in {time.perf_counter() - t0:.0f}s")
     recipe = Recipe.preset(args.preset)
     args.out.mkdir(parents=True, exist_ok=True)
-    if needs_embeddings:
+    if needs_embeddings and not args.no_analysis:
         info = analyse(store, args.embedder, args.vpcs, methods, args.runs)
         (args.out / "analysis.json").write_text(json.dumps(info, indent=2) + "\n")
         print(json.dumps(info, indent=2), flush=True)
