@@ -121,7 +121,8 @@ def test_latent_embedder_flattens_vae_latents(tmp_path):
     store = _store(tmp_path / "store", size=32)
     torch.manual_seed(0)
     vae = build_vae(preset("tiny"), 32)
-    vae.save_pretrained(tmp_path / "run" / "vae")  # a generate run folder holds vae/
+    vae.save_pretrained(tmp_path / "run" / "vae")  # a generate run folder holds vae/ ...
+    (tmp_path / "run" / "config.json").write_text('{"generator": {}}')  # ... and its own config
     with pytest.raises(ValueError, match="needs a VAE"):
         embed_store(store, "latent", progress=False)
     emb = EmbeddingFile(embed_store(store, "latent", weights=tmp_path / "run", progress=False))

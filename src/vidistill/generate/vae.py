@@ -52,11 +52,20 @@ def build_vae(cfg: GenerateConfig, size: int):
     )
 
 
+def _is_autoencoder_dir(path: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((path / "config.json").read_text()).get("_class_name") == "AutoencoderKL"
+    except (OSError, ValueError):
+        return False
+
+
 def load_vae(path: str | Path):
     """``AutoencoderKL.from_pretrained(DIR)``; DIR may also be a pipeline root with ``vae/``."""
     path = Path(path)
-    if not (path / "config.json").is_file() and (path / "vae" / "config.json").is_file():
-        path = path / "vae"
+    if (path / "vae" / "config.json").is_file() and not _is_autoencoder_dir(path):
+        path = path / "vae"  # a pipeline root or a `vidistill generate train` run folder
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"--vae {path}: no config.json (pass an AutoencoderKL folder, "
