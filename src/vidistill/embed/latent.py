@@ -34,16 +34,9 @@ HOW_TO_GET = (
 class LatentEmbedder(Embedder):
     name = "latent"
 
-    def __init__(
-        self,
-        store: ClipStore,
-        weights: str | Path | None = None,
-        split: str | None = "train",
-        seed: int = 0,
-        device: str = "cpu",
-        **options: Any,
-    ):
-        super().__init__(store, weights, split, seed, device, **options)
+    def __init__(self, store: ClipStore, **kwargs: Any):
+        super().__init__(store, **kwargs)  # weights, split, seed, device → attributes
+        weights, device = self.weights, self.device
         if weights is None:
             raise ValueError(f"the latent embedder needs a VAE: {HOW_TO_GET}")
         from vidistill.generate.vae import downsample_factor, load_vae

@@ -52,16 +52,9 @@ def frame_indices(have: int, want: int) -> np.ndarray:
 class VideoMAEEmbedder(Embedder):
     name = "videomae"
 
-    def __init__(
-        self,
-        store: ClipStore,
-        weights: str | Path | None = None,
-        split: str | None = "train",
-        seed: int = 0,
-        device: str = "cpu",
-        **options: Any,
-    ):
-        super().__init__(store, weights, split, seed, device, **options)
+    def __init__(self, store: ClipStore, **kwargs: Any):
+        super().__init__(store, **kwargs)  # weights, split, seed, device → attributes
+        weights, device = self.weights, self.device
         if weights is None:
             raise ValueError(f"the videomae embedder needs --weights DIR.\n{HOW_TO_GET}")
         wdir = Path(weights)
