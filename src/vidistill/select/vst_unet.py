@@ -48,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from vidistill.select.base import ClassData, selector
 
@@ -147,7 +148,8 @@ def fit_vst_unet(
     model = VSTUNet(shape[0], max(d.label for d in classes) + 1, width)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
-    for _ in range(epochs):
+    bar = tqdm(range(epochs), desc="vst-unet fit", unit="epoch", disable=None, leave=False)
+    for _ in bar:
         total = 0.0
         for data in classes:
             x = _latents(data, shape)
@@ -162,6 +164,7 @@ def fit_vst_unet(
             opt.step()
             total += float(loss.detach())
         history.append(total / len(classes))
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
     return {"model": model.eval(), "shape": shape, "views": views, "seed": seed, "loss": history}
 
 
