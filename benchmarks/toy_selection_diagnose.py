@@ -11,6 +11,8 @@ against random's expectation. Embeddings compared (diagnostic only, none is tune
 * ``classifier`` — the grid's embedder (toy-quick ConvNet3D trained on the real train split);
 * ``random-convnet`` — the same architecture, randomly initialised (seed 0), features only
   (DM's premise: random conv features already encode appearance);
+* ``vae-latent`` — flattened VAE latents (``latent`` embedder, VST-UNet's input), when
+  ``STORE/embeddings/latent.safetensors`` exists;
 * ``pixel-stats`` — per-clip mean and std of each RGB channel (6 numbers): a crude
   appearance descriptor, blind to motion; ``pixel-stats-standardised`` = the same with
   each of the 6 numbers z-scored over the pool (so no single statistic dominates).
@@ -99,6 +101,11 @@ def main() -> None:
         "random-convnet": net_features(rand_net),
         "pixel-stats": np.concatenate([px.mean(1), px.std(1)], axis=1),
     }
+    lat = embeddings_path(store.root, "latent")
+    if lat.is_file():  # VST-UNet's input space: the generation VAE's latents, flattened
+        fl = EmbeddingFile(lat)
+        assert np.array_equal(fl.indices, idx), "latent and classifier files cover other clips"
+        embeddings["vae-latent"] = fl.rows(0, fl.n)
     ps = embeddings["pixel-stats"]
     embeddings["pixel-stats-standardised"] = (ps - ps.mean(0)) / ps.std(0)
     report: dict = {}
