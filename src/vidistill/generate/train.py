@@ -192,6 +192,10 @@ def train(
         disable=not (progress and acc.is_main_process),
     )
     run_steps, running = 0, None
+    # Training seconds are cumulative over calls, carried in the history rows [step, loss,
+    # seconds], so time spent before a kill counts up to the last checkpoint.
+    seconds_base = history[-1][2] if history and len(history[-1]) > 2 else 0.0
+    t_loop = time.time()
     model.train()
     while step < cfg.steps:
         if stop_after is not None and run_steps >= stop_after:
@@ -229,7 +233,7 @@ def train(
         lv = float(loss.detach())
         running = lv if running is None else 0.98 * running + 0.02 * lv
         if step % 10 == 0 or step == 1:
-            history.append([step, round(lv, 5)])
+            history.append([step, round(lv, 5), round(seconds_base + time.time() - t_loop, 1)])
         bar.update(1)
         bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.1e}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -248,16 +252,14 @@ def train(
         "mixed_precision": acc.mixed_precision,
         "vae": vae_info,
         "loss_history": history,
-        "final_loss_ema": running,
+        # a call that only finalises a finished checkpoint trains no step: last logged loss
+        "final_loss_ema": running if running is not None else (history[-1][1] if history else None),
+        "train_seconds_total": round(seconds_base + time.time() - t_loop, 1),
     }
     if finished and acc.is_main_process:
         sd = unwrapped.state_dict()
         save_safetensors_atomic(out / "model.safetensors", sd)
         save_safetensors_atomic(out / "ema.safetensors", {k: ema[k] for k in sd})
-        prev = json.loads((out / "done.json").read_text()) if (out / "done.json").is_file() else {}
-        summary["train_seconds_total"] = round(
-            prev.get("train_seconds_total", 0) + summary["seconds_this_call"], 1
-        )
         write_json_atomic(out / "done.json", summary)
     return summary
 
