@@ -7,7 +7,8 @@ Two presets, each a stated choice:
   latents 8 × 4 × 16²; 400 steps of 16 frames — channels 32-64-64 cost 4 s a step) and
   a tiny Latte (hidden 96, 3 spatial + 3 temporal blocks, 4 heads, patch 4: 16 tokens
   per frame, 0.9 M parameters; patch 2 / hidden 128 was 10× slower, 4 s per batch of
-  32 on one core). Trains in minutes; quality is what that buys, see docs/generation.md.
+  32 on one core); 5000 steps (~2.7 steps/s on one core). Quality is what that buys:
+  far from converged, see docs/generation.md.
 * ``latte-s`` — the paper's scale: 16 frames, SD-VAE latents 4 × 32² (pass ``--vae``),
   a Latte-S-size denoiser (hidden 384, 6 heads, patch 2, 12 spatial + 12 temporal
   blocks, ≈ 51 M parameters with the label cross-attention), AdamW lr 1e-4, EMA 0.9999.
@@ -52,7 +53,7 @@ class GenerateConfig:
     beta_end: float = 0.02
     prediction_type: str = "v_prediction"  # toy; latte-s: "epsilon" (Latte's)
     # ---- training ----
-    steps: int = 1000
+    steps: int = 5000  # toy: ~31 min on one CPU core (docs/generation.md); latte-s overrides
     batch: int = 32
     lr: float = 5e-4
     weight_decay: float = 0.0
