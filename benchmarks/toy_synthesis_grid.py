@@ -143,7 +143,8 @@ def main() -> None:
         "--rows",
         nargs="+",
         default=None,
-        help="subset: random herding dm idtd idtd+tau vdsd idtd-noise t3-a t3-b t3-c t4-a t4-b t4-c",
+        help="subset: random herding dm idtd idtd+tau vdsd idtd-noise t3-a t3-b t3-c t4-a t4-b t4-c "
+        "(opt-in only: idtd-printed-sign)",
     )
     ap.add_argument(
         "--embeddings-from",
@@ -188,6 +189,7 @@ def main() -> None:
             "idtd": f"idtd (init {args.idtd_init})",
             "idtd+tau": f"idtd+τ (init {args.idtd_init})",
             "idtd-noise": "idtd (init noise, paper)",
+            "idtd-printed-sign": f"idtd (printed +L_div sign, init {args.idtd_init})",
         }
     )
     rows = _load_rows(args.out_json)
@@ -313,6 +315,11 @@ def main() -> None:
     if 1 in args.vpcs:
         plan += [(a, 1) for a, _ in ABLATIONS_T3 + ABLATIONS_T4]
         plan += [("idtd-noise", 1)]  # the paper's init, at the grid's (short) budget
+    # Eq. 1 as PRINTED adds +α1·L_div (pulls segments together); our default follows the
+    # text (pushes them apart, div_sign=-1). Opt-in row to measure the ambiguity.
+    plan += [
+        ("idtd-printed-sign", vpc) for vpc in args.vpcs if wanted and "idtd-printed-sign" in wanted
+    ]
     for key, vpc in plan:
         name = labels.get(key, key)
         if (name, vpc) in done or (wanted is not None and key not in wanted):
@@ -335,6 +342,10 @@ def main() -> None:
             )
         elif key in ("dm", "vdsd"):
             syn, extra = synth(key, vpc, key, {})
+            record(name, vpc, TrainingSet.from_synthetic(syn), extra)
+        elif key == "idtd-printed-sign":
+            opts = {"init": args.idtd_init, "div_sign": 1}
+            syn, extra = synth("idtd", vpc, f"idtd_printedsign_init{args.idtd_init}", opts)
             record(name, vpc, TrainingSet.from_synthetic(syn), extra)
         elif key in ("idtd", "idtd-noise"):
             init = args.idtd_init if key == "idtd" else "noise"
