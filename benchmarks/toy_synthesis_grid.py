@@ -144,7 +144,7 @@ def main() -> None:
         nargs="+",
         default=None,
         help="subset: random herding dm idtd idtd+tau vdsd idtd-noise t3-a t3-b t3-c t4-a t4-b t4-c "
-        "(opt-in only: idtd-printed-sign)",
+        "(opt-in only: idtd-printed-sign idtd-bounded)",
     )
     ap.add_argument(
         "--embeddings-from",
@@ -190,6 +190,7 @@ def main() -> None:
             "idtd+tau": f"idtd+τ (init {args.idtd_init})",
             "idtd-noise": "idtd (init noise, paper)",
             "idtd-printed-sign": f"idtd (printed +L_div sign, init {args.idtd_init})",
+            "idtd-bounded": f"idtd (L_div on unit-norm φ — deviation, init {args.idtd_init})",
         }
     )
     rows = _load_rows(args.out_json)
@@ -343,9 +344,12 @@ def main() -> None:
         elif key in ("dm", "vdsd"):
             syn, extra = synth(key, vpc, key, {})
             record(name, vpc, TrainingSet.from_synthetic(syn), extra)
-        elif key == "idtd-printed-sign":
-            opts = {"init": args.idtd_init, "div_sign": 1}
-            syn, extra = synth("idtd", vpc, f"idtd_printedsign_init{args.idtd_init}", opts)
+        elif key in ("idtd-printed-sign", "idtd-bounded"):
+            opts = {"init": args.idtd_init}
+            opts.update(
+                {"div_sign": 1} if key == "idtd-printed-sign" else {"div_features": "normalised"}
+            )
+            syn, extra = synth("idtd", vpc, f"idtd_{key}_init{args.idtd_init}", opts)
             record(name, vpc, TrainingSet.from_synthetic(syn), extra)
         elif key in ("idtd", "idtd-noise"):
             init = args.idtd_init if key == "idtd" else "noise"

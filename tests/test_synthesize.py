@@ -87,6 +87,7 @@ def test_tau_is_a_registered_evaluator_augmentation():
     [
         ("dm", {}),
         ("idtd", {"init": "real"}),
+        ("idtd", {"init": "real", "div_features": "normalised"}),
         ("vdsd-static", {}),
         ("vdsd-dynamic", {"dynamic_optimizer": "adam", "lr_dynamic": 1e-3, "lr_hal": 1e-3}),
     ],
@@ -123,6 +124,27 @@ def test_one_step_lowers_matching_loss_on_fixed_batch(store3, method, opts):
     with torch.no_grad():
         after = loss()
     assert after.item() < before.item()
+
+
+def test_idtd_normalised_diversity_is_bounded_and_scale_free(store3):
+    """The opt-in bounded L_div: every pair of unit-norm features is at most 4 apart, and
+    scaling a class's segments inflates the raw Eq. 1 (~quadratically) but not the bound."""
+    synth = build(store3, "idtd", 1, {**FAST, "init": "real", "iterations": 1}, seed=0)
+    net = fresh_net(3, 8, 48, 0.25, seed=3)
+    segs = synth.segments(0).detach()
+    m, k = segs.shape[:2]
+
+    def div(x: torch.Tensor, normalised: bool) -> float:
+        f = net.features(x.flatten(0, 1)).view(m, k, -1)
+        f = torch.nn.functional.normalize(f, dim=-1) if normalised else f
+        return float(diversity_loss(f))
+
+    with torch.no_grad():
+        assert div(segs, True) <= 4 * m * k * (k - 1) / 2
+        assert div(10 * segs, False) > 50 * div(segs, False)
+        assert div(10 * segs, True) <= 4 * m * k * (k - 1) / 2  # biases: not exactly scale-free
+    with pytest.raises(ValueError, match="div_features"):
+        build(store3, "idtd", 1, {**FAST, "div_features": "cosine"}, seed=0)
 
 
 # -- memory is bounded by one class ----------------------------------------------------

@@ -37,6 +37,12 @@ Choices where the paper is vague (each is a config option, recorded in the outpu
   other". We follow the stated intent (``div_sign = -1``: the total subtracts
   ``α1·L_div``); ``div_sign = 1`` reproduces the printed sign. ``div_pairs`` chooses
   between all pairs (text) and the printed K−2 bound (see ``diversity_loss``).
+  Measured consequence (docs/synthesis.md): our φ (VDSD's ConvNet3D, no normalisation,
+  ReLU) is ~positively homogeneous, so −α1·L_div is unbounded below — the segments grow
+  until L_div dominates (l_div ≈ 3,300 vs L_M ≈ 0.05 after 100 iterations on toy).
+  ``div_features="normalised"`` (a stated DEVIATION, off by default) computes L_div on
+  unit-norm features, which bounds it (each pair ≤ 4), as DM's instance-normalised
+  ConvNet would roughly do.
 * **Optimiser**: not named in the paper; Adam (lr 0.01), the usual choice for a
   parameterised generator, and scale-free, so Table 4-A's lone ``α2·L_M`` still trains.
 * **Ablations** (``ablation=`` sets the switches): Table 3 — ``t3-a`` stitch K random real
@@ -89,6 +95,7 @@ class IDTDConfig(SynthConfig):
     loss_fusor_match: bool = True
     div_pairs: str = "all"
     div_sign: float = -1.0
+    div_features: str = "raw"  # "raw" = Eq. 1; "normalised" = on unit-norm φ (bounded)
     pool_channels: int = 0  # 0 → 3·K
     init: str = "noise"
     fusor_pad: int = 0
@@ -110,6 +117,10 @@ class IDTDConfig(SynthConfig):
             raise ValueError(f"IDTD init must be 'noise' or 'real', got {self.init!r}")
         if self.k < 2:
             raise ValueError(f"IDTD needs K >= 2 feature selectors, got {self.k}")
+        if self.div_features not in ("raw", "normalised"):
+            raise ValueError(
+                f"div_features must be 'raw' or 'normalised', got {self.div_features!r}"
+            )
         if self.div_sign not in (-1.0, 1.0):
             raise ValueError(
                 f"div_sign must be -1 (push apart) or 1 (printed sign), got {self.div_sign}"
@@ -221,7 +232,10 @@ class IDTD(Synthesizer):
                 total = total + l_seg
                 parts["l_m_seg"] = float(l_seg.detach())
             if cfg.loss_div:
-                l_div = diversity_loss(seg_feats, cfg.div_pairs)
+                div_feats = seg_feats
+                if cfg.div_features == "normalised":
+                    div_feats = torch.nn.functional.normalize(seg_feats, dim=-1)
+                l_div = diversity_loss(div_feats, cfg.div_pairs)
                 total = total + cfg.div_sign * cfg.alpha1 * l_div
                 parts["l_div"] = float(l_div.detach())
         if cfg.loss_fusor_match:
