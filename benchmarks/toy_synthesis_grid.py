@@ -318,9 +318,9 @@ def main() -> None:
         plan += [("idtd-noise", 1)]  # the paper's init, at the grid's (short) budget
     # Eq. 1 as PRINTED adds +α1·L_div (pulls segments together); our default follows the
     # text (pushes them apart, div_sign=-1). Opt-in row to measure the ambiguity.
-    plan += [
-        ("idtd-printed-sign", vpc) for vpc in args.vpcs if wanted and "idtd-printed-sign" in wanted
-    ]
+    # A stated deviation (opt-in): L_div on unit-norm features (bounded), the text's sign.
+    for opt_in in ("idtd-printed-sign", "idtd-bounded"):
+        plan += [(opt_in, vpc) for vpc in args.vpcs if wanted and opt_in in wanted]
     for key, vpc in plan:
         name = labels.get(key, key)
         if (name, vpc) in done or (wanted is not None and key not in wanted):
