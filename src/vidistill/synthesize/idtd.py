@@ -31,6 +31,11 @@ Choices where the paper is vague (each is a config option, recorded in the outpu
   start output frame t is the temporal mean of the frames that fall in its window.
   Stride K is what maps K·T frames to T; this is the learned version of Table 3-A's
   "temporal sampling and stitch", which is the same layout with a fixed one-hot kernel.
+  MEASURED CONSEQUENCE (docs/synthesis.md): with segment length T and K = T (toy: 8),
+  output frame t is a weighted average of all frames of segment t, so each output frame
+  comes from a different segment and no segment's motion survives; on the motion-defined
+  toy every IDTD variant is at chance. A motion-preserving layout (segments of T/K frames,
+  or fusing across segments per time step) is the open next step.
 * **Sign of L_div**: the printed Eq. 1 *adds* ``α1·L_div`` where L_div is a sum of
   squared distances — minimising it would pull the segments *together*, while the
   text says the loss "pushed the feature of the Diverse Segments away from each
