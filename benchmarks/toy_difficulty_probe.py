@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 
 from vidistill.clipstore import ClipSpec
 from vidistill.commands.app import parse_key_values
 from vidistill.datasets.toy import ToyDataset
-from vidistill.evaluate import Recipe, TrainingSet, evaluate, random_indices
+from vidistill.evaluate import Recipe, evaluate, full_real, random_subset
 from vidistill.prepare import prepare
 
 
@@ -36,10 +37,8 @@ def main() -> None:
         store = prepare(ToyDataset(**knobs), tmp, spec=ClipSpec(frames=8, size=64), progress=False)
         for vpc in args.vpcs:
             t0 = time.perf_counter()
-            if vpc == 0:
-                source = TrainingSet.from_store(store, split="train")
-            else:
-                source = lambda s, v=vpc: TrainingSet.from_store(store, random_indices(store, v, s))  # noqa: E731
+            # a fixed set, or a fresh random draw per run seed
+            source = full_real(store) if vpc == 0 else partial(random_subset, store, vpc)
             row = evaluate(
                 source,
                 store,

@@ -33,8 +33,10 @@ from vidistill.evaluate import (
     TrainingSet,
     evaluate,
     format_markdown_table,
+    full_real,
     load_results,
     random_indices,
+    random_subset,
     update_results,
 )
 from vidistill.select import select_store
@@ -182,7 +184,7 @@ def main() -> None:
 
     for method, vpc in plan:
         if method == "full-real":
-            run(method, None, TrainingSet.from_store(store, split="train"), {"mode_coverage": 4.0})
+            run(method, None, full_real(store), {"mode_coverage": 4.0})
         elif method == "random":
             cov = float(
                 np.mean(
@@ -192,7 +194,7 @@ def main() -> None:
             run(
                 method,
                 vpc,
-                lambda s, v=vpc: TrainingSet.from_store(store, random_indices(store, v, s)),
+                lambda s, v=vpc: random_subset(store, v, s),
                 {"mode_coverage": cov, "selection": "fresh draw per run"},
             )
         else:

@@ -174,7 +174,14 @@ def main() -> None:
     args.out_json, args.out_md = args.out / "results.json", args.out / "results.md"
 
     from vidistill.datasets.toy import ToyDataset
-    from vidistill.evaluate import Recipe, TrainingSet, evaluate, random_indices, selection_set
+    from vidistill.evaluate import (
+        Recipe,
+        TrainingSet,
+        evaluate,
+        random_indices,
+        random_subset,
+        selection_set,
+    )
     from vidistill.prepare import prepare
     from vidistill.synthetic import SyntheticSet
 
@@ -329,7 +336,7 @@ def main() -> None:
             record(
                 name,
                 vpc,
-                lambda s, v=vpc: TrainingSet.from_store(store, random_indices(store, v, s)),
+                lambda s, v=vpc: random_subset(store, v, s),
                 {},
             )
         elif key == "herding":
