@@ -14,6 +14,7 @@ posterior std is tiny), shape ``(N, C, T, h, w)``, in ``latents.safetensors``.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -53,8 +54,6 @@ def build_vae(cfg: GenerateConfig, size: int):
 
 
 def _is_autoencoder_dir(path: Path) -> bool:
-    import json
-
     try:
         return json.loads((path / "config.json").read_text()).get("_class_name") == "AutoencoderKL"
     except (OSError, ValueError):

@@ -44,7 +44,8 @@ Choices where the paper is vague (each is a config option, recorded in the outpu
   between all pairs (text) and the printed K−2 bound (see ``diversity_loss``).
   Measured consequence (docs/synthesis.md): our φ (VDSD's ConvNet3D, no normalisation,
   ReLU) is ~positively homogeneous, so −α1·L_div is unbounded below — the segments grow
-  until L_div dominates (l_div ≈ 3,300 vs L_M ≈ 0.05 after 100 iterations on toy).
+  until L_div dominates (toy, VPC 1, 100 iterations: l_div ≈ 3,300 while L_M(D) rose
+  to ≈ 34 — the segments left the data — and L_M(V′) ≈ 0.04).
   ``div_features="normalised"`` (a stated DEVIATION, off by default) computes L_div on
   unit-norm features, which bounds it (each pair ≤ 4), as DM's instance-normalised
   ConvNet would roughly do.
