@@ -106,7 +106,7 @@ def representativeness_loss(f_all: torch.Tensor, f_sel: torch.Tensor) -> torch.T
 
 
 def _latents(data: ClassData, shape: tuple[int, ...]) -> torch.Tensor:
-    rows = np.concatenate([b for _, b in data.chunks()]) if data.n else np.zeros((0, data.dim))
+    rows = np.concatenate([b for _, b in data.chunks()])  # check_vpc guarantees n >= 1
     return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).reshape(-1, *shape)
 
 
@@ -122,10 +122,10 @@ def _shape(data: ClassData, latent_shape: Any) -> tuple[int, int, int, int]:
 
 
 def _lambdas(vpc: int, lambda_div: float | None, lambda_rep: float | None) -> tuple[float, float]:
-    ld, lr = (0.0, 0.1) if vpc == 1 else (0.1, 1.0)
-    return (ld if lambda_div is None else float(lambda_div)), (
-        lr if lambda_rep is None else float(lambda_rep)
-    )
+    paper_div, paper_rep = (0.0, 0.1) if vpc == 1 else (0.1, 1.0)  # §4.1
+    div = paper_div if lambda_div is None else float(lambda_div)
+    rep = paper_rep if lambda_rep is None else float(lambda_rep)
+    return div, rep
 
 
 def fit_vst_unet(
