@@ -2,7 +2,9 @@
 
 ``DIR/checkpoint.safetensors`` (parameters + optimizer state + the iteration reached) is
 rewritten atomically every ``checkpoint_every`` iterations; a re-run with the same
-method, VPC, seed and config resumes from it. Every iteration's random net and real
+method, VPC, seed, config and store resumes from it (a checkpoint learned from another
+store — e.g. the pipeline re-preparing a changed dataset into the same folder — is
+discarded, never silently reused). Every iteration's random net and real
 batches are drawn from a generator seeded by (seed, iteration), so a resumed run follows
 the same trajectory as an uninterrupted one. The result is ``DIR/synthetic.safetensors``
 (a :class:`~vidistill.synthetic.SyntheticSet`) plus a uint8 preview ClipStore in
@@ -41,8 +43,15 @@ def build(
     return cls(store, vpc, config, seed)
 
 
-def _config_hash(method: str, vpc: int, seed: int, config: dict) -> str:
-    blob = json.dumps([method, vpc, seed, config], sort_keys=True, default=str).encode()
+def _store_identity(store: ClipStore) -> str:
+    """What the checkpoint was learned from: the prepare plan (dataset + spec + item list),
+    else the whole ``store.json`` (generated pools have no plan)."""
+    plan = store.info_json.get("plan")
+    return plan or hashlib.sha256((store.root / "store.json").read_bytes()).hexdigest()[:16]
+
+
+def _config_hash(method: str, vpc: int, seed: int, config: dict, store: str = "") -> str:
+    blob = json.dumps([method, vpc, seed, config, store], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -116,7 +125,7 @@ def synthesize(
     t0 = time.perf_counter()
     synth = build(store, method, vpc, options, seed)
     cfg = asdict(synth.config)
-    key = _config_hash(method, vpc, seed, cfg)
+    key = _config_hash(method, vpc, seed, cfg, _store_identity(store))
     opts = synth.make_optimizers()
     sampler = RealSampler(store, batch=synth.config.real_batch)
     start, history, prior = 0, [], 0.0
