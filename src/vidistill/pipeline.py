@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -167,7 +168,13 @@ def run_pipeline(
 
         ds = registry.get("dataset", config["dataset"])(**config["dataset_options"])
         spec = ClipSpec(**{**ds.default_spec().to_dict(), **config["spec"]})
-        prepare(ds, store_dir, spec=spec, workers=config["workers"])
+        try:
+            prepare(ds, store_dir, spec=spec, workers=config["workers"])
+        except FileExistsError:
+            # the dataset or spec changed since the store was built: it is stale (and so is
+            # everything downstream, whose markers hash store.json), so build it afresh
+            shutil.rmtree(store_dir)
+            prepare(ds, store_dir, spec=spec, workers=config["workers"])
 
     run.stage("prepare", ds_cfg, [], do_prepare)
     store = ClipStore(store_dir)
