@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -15,6 +17,17 @@ from vidistill import __version__
 def main() -> None:
     """vidistill: video dataset distillation — prepare, embed, select, generate, synthesize,
     evaluate and report, each usable alone, or all at once with `vidistill run CONFIG`."""
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad inputs (an unknown name, a missing file or store, an invalid value) → a one-line
+    ``Error: ...`` and exit 1, not a traceback: the library raises these with messages
+    written for the user."""
+    try:
+        yield
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, NotImplementedError) as err:
+        raise click.ClickException(str(err).strip("'\"")) from err
 
 
 def parse_key_values(items: tuple[str, ...], example: str = "threshold=0.3") -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidistill.commands.app import main
+from vidistill.commands.app import main, user_errors
 
 
 def _vpc_of(counts: list[int]) -> int | None:
@@ -84,6 +84,7 @@ def _vpc_of(counts: list[int]) -> int | None:
     help="results.json to merge the row into (rows keyed by source, method, VPC, net, recipe).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors()
 def evaluate(
     store,
     selection,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidistill.commands.app import main
+from vidistill.commands.app import main, user_errors
 
 
 @main.command()
@@ -25,6 +25,7 @@ from vidistill.commands.app import main
     help="Selection JSON(s): a frame strip of the chosen clips per file.",
 )
 @click.option("--title", default="vidistill report", show_default=True)
+@user_errors()
 def report(results, out, store, selections, title):
     """Render RESULTS (from `vidistill evaluate`) into OUT/report.md and OUT/report.html."""
     import json
@@ -32,8 +33,13 @@ def report(results, out, store, selections, title):
     from vidistill.clipstore import ClipStore
     from vidistill.report import frame_strip, write_report
 
-    rows = json.loads(Path(results).read_text())
-    rows = rows["rows"] if isinstance(rows, dict) else rows
+    try:
+        rows = json.loads(Path(results).read_text())
+    except ValueError as err:
+        raise click.ClickException(f"{results} is not a results JSON: {err}") from err
+    rows = rows.get("rows") if isinstance(rows, dict) else rows
+    if not isinstance(rows, list):
+        raise click.ClickException(f"{results}: expected a list of rows or {{'rows': [...]}}")
     images = []
     if selections and not store:
         raise click.UsageError("--selection needs --store (the store its indices point into)")

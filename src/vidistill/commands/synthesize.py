@@ -92,8 +92,8 @@ def synthesize(
             progress=not quiet,
             preview=not no_preview,
         )
-    except (ValueError, KeyError) as err:
-        raise click.UsageError(str(err)) from err
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        raise click.UsageError(str(err).strip("'\"")) from err
     m = result.meta
     click.echo(
         f"{method}: {len(result)} videos ({m['bytes_stored'] / 2**20:.2f} MiB stored) in "

@@ -5,10 +5,11 @@ embedder; the coreset baselines (Herding, K-Center) use exactly such features in
 literature, and MAE-Score needs the class probabilities it also writes (``probs``).
 
 Recipe (stated): the evaluator's ``Recipe.preset(recipe)`` — default ``toy-quick``
-(half-width ConvNet3D, 40 epochs, VDSD's SGD schedule) — trained with
-``vidistill.evaluate.train_net`` on ALL clips of the store's training split, seed
-``seed`` (``-o epochs=N`` / ``-o train_batch_size=B`` override the preset: with 400 toy
-clips, batch 256 gives only 2 SGD steps per epoch). Its weights are cached as safetensors at
+(quarter-width ConvNet3D, 30 epochs but at least 300 SGD steps, VDSD's SGD schedule) —
+trained with ``vidistill.evaluate.train_net`` on ALL clips of the store's training split,
+seed ``seed`` (``-o epochs=N`` / ``-o train_batch_size=B`` / ``-o min_steps=S`` override the
+preset: with 400 toy clips, batch 256 gives only 2 SGD steps per epoch; ``epochs`` alone
+is still raised to the preset's ``min_steps``, ``min_steps=0`` turns that off). Its weights are cached as safetensors at
 ``STORE/embeddings/classifier-net.safetensors`` with the recipe, seed and split in the
 metadata, so the net is trained once and reused while those are unchanged. Features are
 taken in eval mode (no dropout): ``net.features(x)``, the pooled map averaged over time
@@ -47,13 +48,16 @@ class ClassifierEmbedder(Embedder):
         recipe: str = "toy-quick",
         epochs: int | None = None,
         train_batch_size: int | None = None,
+        min_steps: int | None = None,
         train_split: str = "train",
         **options: Any,
     ):
         super().__init__(store, weights, split, seed, device, **options)
         from vidistill.evaluate import Recipe
 
-        self.recipe = Recipe.preset(recipe, epochs=epochs, batch_size=train_batch_size)
+        self.recipe = Recipe.preset(
+            recipe, epochs=epochs, batch_size=train_batch_size, min_steps=min_steps
+        )
         self.train_split = train_split
         path = Path(weights) if weights is not None else store.root / "embeddings" / NET_FILE
         if path.is_dir():
