@@ -1,11 +1,17 @@
-"""Generator speed: Latte training steps/s and sampling clips/s (DDIM + CFG + VAE decode).
+"""Generator speed: `generate train`'s own loop (steps/s, clips/s) and sampling clips/s.
 
     python benchmarks/bench_generate.py                 # toy preset on the CPU
     python benchmarks/bench_generate.py --paper-scale   # 16 frames, 4×32² latents, Latte-S,
-                                                        # SD-VAE-shaped decoder, bf16 on CUDA
+                                                        # SD-VAE-shaped VAE, bf16 on CUDA
 
-Weights are random (speed does not depend on them); data are random latents, so this
-times the model, the optimizer step, the sampler and the decoder — not data loading.
+Training is timed inside ``vidistill.generate.train`` itself — the loop a user runs, with
+accelerate (bf16 autocast on CUDA), label dropout, gradient clipping, the AdamW step and
+the EMA update — through its ``on_step`` hook: the first ``--warmup`` steps are excluded,
+the window ends before the final step (whose checkpoint save is reported on its own line).
+Data (stated): a ClipStore of random uint8 clips and a randomly initialised VAE of the
+preset's shape passed as ``--vae``, so no VAE is trained; its latents are encoded once
+before the loop, as in a real run. Speed does not depend on pixel values or weights.
+Sampling: DDIM + CFG on the trained run's EMA weights, then the VAE decode.
 DESIGN §6 reference (one H100, bf16): Latte-S training 85 clips/s at batch 16; sampling
 (DDIM 50 steps + CFG) 2.8 clips/s at batch 64.
 """
@@ -13,15 +19,19 @@ DESIGN §6 reference (one H100, bf16): Latte-S training 85 clips/s at batch 16; 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
+from vidistill.clipstore import ClipRecord, ClipSpec, write_store
+from vidistill.generate import load_generator, train
 from vidistill.generate.config import preset
-from vidistill.generate.latte import build_latte, count_params
+from vidistill.generate.latte import count_params
 from vidistill.generate.sample import sample_latents
-from vidistill.generate.train import diffusion_loss, make_scheduler
-from vidistill.generate.vae import build_vae, decode_latents
+from vidistill.generate.vae import build_vae, decode_latents, load_vae
 
 
 def _sync(dev: torch.device) -> None:
@@ -29,15 +39,30 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def random_store(root: Path, n: int, classes: int, frames: int, size: int) -> Path:
+    """``n`` random uint8 clips (labels round-robin over ``classes``), all in "train"."""
+    rng = np.random.default_rng(0)
+    spec = ClipSpec(frames=frames, size=size)
+    names = [f"c{i}" for i in range(classes)]
+    records = [
+        ClipRecord(f"random/{i}", i % classes, names[i % classes], "train") for i in range(n)
+    ]
+    clips = (rng.integers(0, 256, spec.shape, dtype=np.uint8) for _ in range(n))
+    write_store(root, spec, names, clips, records, dataset="random")
+    return root
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--paper-scale", action="store_true")
     ap.add_argument("--train-steps", type=int, default=None, help="timed training steps")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed first training steps")
     ap.add_argument("--batch", type=int, default=None, help="training batch")
     ap.add_argument("--sample-batch", type=int, default=None)
     ap.add_argument("--sample-steps", type=int, default=50)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--cpu", action="store_true", help="stay on the CPU even with CUDA")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument(
         "--no-decode",
         action="store_true",
@@ -48,71 +73,59 @@ def main() -> None:
     dev = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     bf16 = dev.type == "cuda"
     if args.paper_scale:
-        cfg = preset("latte-s")
-        frames, lat, size = 16, 32, 256
-        vae_cfg = cfg.override(
+        cfg = preset("latte-s").override(
             vae_channels=(128, 256, 512, 512), vae_layers_per_block=2, vae_norm_groups=32
         )  # the SD-VAE's shape (8× down)
+        frames, size = 16, 256
         batch, sbatch = args.batch or 16, args.sample_batch or 64
-        train_steps = args.train_steps or (20 if dev.type == "cuda" else 1)
+        timed = args.train_steps or (20 if dev.type == "cuda" else 1)
     else:
         cfg = preset("toy")
-        frames, lat, size = 8, 16, 64
-        vae_cfg = cfg
+        frames, size = 8, 64
         batch, sbatch = args.batch or cfg.batch, args.sample_batch or 16
-        train_steps = args.train_steps or 5
+        timed = args.train_steps or 5
     if dev.type == "cpu" and args.paper_scale:
         sbatch = args.sample_batch or 2
-    torch.manual_seed(0)
-    model = build_latte(cfg, args.classes, 4, frames, lat).to(dev)
-    prec = "bf16 autocast" if bf16 else "fp32"
+    warm = max(1, args.warmup)
+    total = warm + timed + 1  # +1: the final step (it saves a checkpoint) is outside the window
+    cfg = cfg.override(steps=total, batch=batch, checkpoint_every=max(total, cfg.checkpoint_every))
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_generate_"))
+    store = random_store(work / "store", max(batch, args.classes), args.classes, frames, size)
+    build_vae(cfg, size).save_pretrained(work / "vae", safe_serialization=True)
+    run = work / "run"
+    stamps: dict[int, float] = {}
+
+    def on_step(step: int) -> None:
+        _sync(dev)
+        stamps[step] = time.perf_counter()
+
+    summary = train(
+        store, run, cfg, vae_dir=str(work / "vae"), progress=False, cpu=args.cpu, on_step=on_step
+    )
+    dt = (stamps[warm + timed] - stamps[warm]) / timed
+    save = (stamps[total] - stamps[total - 1]) - dt
+    model, run_cfg = load_generator(run, device=dev)
+    c, t, h, _ = run_cfg["data"]["latent_shape"]
     print(
-        f"device {dev} ({prec}), threads {torch.get_num_threads()}; "
-        f"Latte {count_params(model) / 1e6:.2f} M params (hidden {cfg.hidden}, {cfg.layers}+"
-        f"{cfg.layers} blocks, {cfg.heads} heads, patch {cfg.patch}); latents 4×{frames}×{lat}²"
+        f"device {summary['device']} (mixed precision: {summary['mixed_precision']}), threads "
+        f"{torch.get_num_threads()}; Latte {count_params(model) / 1e6:.2f} M params (hidden "
+        f"{cfg.hidden}, {cfg.layers}+{cfg.layers} blocks, {cfg.heads} heads, patch {cfg.patch}); "
+        f"latents {c}×{t}×{h}²"
+    )
+    print(
+        f"train (vidistill.generate.train, EMA + grad clip + accelerate): batch {batch}: "
+        f"{1 / dt:.3f} steps/s = {batch / dt:.1f} clips/s ({timed} timed steps after {warm} "
+        f"warm-up); checkpoint save ≈ {max(save, 0.0):.2f} s (every {preset(cfg.preset).checkpoint_every} "
+        f"steps in the preset)"
     )
 
-    sch = make_scheduler(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    x0 = torch.randn(batch, 4, frames, lat, lat, device=dev)
-    y = torch.randint(0, args.classes + 1, (batch,), device=dev)
-
-    def step() -> None:
-        t = torch.randint(0, 1000, (batch,), device=dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = diffusion_loss(model, sch, x0, y, torch.randn_like(x0), t, cfg.prediction_type)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    step()  # warm-up
-    _sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(train_steps):
-        step()
-    _sync(dev)
-    dt = (time.perf_counter() - t0) / train_steps
-    print(
-        f"train: batch {batch}: {1 / dt:.3f} steps/s = {batch / dt:.1f} clips/s "
-        f"({train_steps} timed steps)"
-    )
-
-    model.eval()
-    vae = build_vae(vae_cfg, size).to(dev).eval()
+    vae = load_vae(work / "vae").to(dev).eval()
     labels = torch.arange(sbatch, device=dev) % args.classes
     _sync(dev)
     t0 = time.perf_counter()
     z = sample_latents(
-        model,
-        labels,
-        (4, frames, lat, lat),
-        cfg,
-        "ddim",
-        args.sample_steps,
-        4.0,
-        seed=0,
-        autocast=bf16,
+        model, labels, (c, t, h, h), cfg, "ddim", args.sample_steps, 4.0, seed=0, autocast=bf16
     )
     _sync(dev)
     t1 = time.perf_counter()

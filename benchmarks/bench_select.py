@@ -10,6 +10,13 @@ file (``safe_open`` slices) like `vidistill select`, so the peak RSS (``ru_maxrs
 one selection's, not the benchmark's. VPC = 10. Times exclude writing the file. CPU
 seconds (user + system, all threads) are printed beside wall time because on a shared
 machine wall time mostly measures the other tenants.
+
+The default memory budget is 64 MB, so the sizes show both paths: a class is streamed
+when it is larger than a quarter of the budget (``ClassData.fits_in_memory``; at D=1408,
+2,978 rows), i.e. the 100k pool's 10k-clip classes stream (IncrementalPCA,
+``Birch.partial_fit``, one streamed pass per k-center/herding pick) while the 1k and 10k
+pools' classes are read whole. The ``path`` column says which one ran; `vidistill
+select`'s own default (1,024 MB) would read all three pools in memory.
 """
 
 from __future__ import annotations
@@ -59,16 +66,21 @@ def run_one(path: Path, method: str, vpc: int, budget_mb: int) -> dict:
 
     f = EmbeddingFile(path)
     t0, c0 = time.perf_counter(), time.process_time()
+    streamed = []
     for c in np.unique(f.labels):
         pos = np.flatnonzero(f.labels == c)
         data = ClassData(
             f"c{c}", int(c), len(pos), f.dim, reader=f, positions=pos, budget_bytes=budget_mb << 20
         )
+        streamed.append(not data.fits_in_memory)
         run_selector(method, data, vpc, seed=0)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    path_taken = "streamed" if all(streamed) else "in memory" if not any(streamed) else "mixed"
     return {
         "method": method,
         "n": f.n,
+        "path": path_taken,
+        "budget_mb": budget_mb,
         "seconds": seconds,
         "cpu_seconds": cpu,
         "peak_rss_mb": peak_rss_mb(),
@@ -82,7 +94,12 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--vpc", type=int, default=10)
     ap.add_argument("--methods", nargs="+", default=["tac-dt", "k-center", "herding"])
-    ap.add_argument("--memory-budget-mb", type=int, default=1024)
+    ap.add_argument(
+        "--memory-budget-mb",
+        type=int,
+        default=64,
+        help="per-class budget; classes over a quarter of it are streamed (see the module doc)",
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/vidistill_bench_select"))
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -91,8 +108,9 @@ def main() -> None:
         return
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
-    print("| method | pool | classes | D | VPC | wall s | CPU s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"memory budget {args.memory_budget_mb} MB")
+    print("| method | pool | classes | D | VPC | path | wall s | CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
         path = args.work / f"pool_{n}_{args.dim}_{args.classes}.safetensors"
         make_pool(path, n, args.dim, args.classes)
@@ -117,7 +135,7 @@ def main() -> None:
             row.update(classes=args.classes, dim=args.dim, vpc=args.vpc)
             rows.append(row)
             print(
-                f"| {method} | {n} | {args.classes} | {args.dim} | {args.vpc} "
+                f"| {method} | {n} | {args.classes} | {args.dim} | {args.vpc} | {row['path']} "
                 f"| {row['seconds']:.2f} | {row['cpu_seconds']:.2f} | {row['peak_rss_mb']:.0f} |",
                 flush=True,
             )

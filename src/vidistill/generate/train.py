@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +123,14 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     cpu: bool = False,
+    on_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a generator run in ``out``; returns the ``done.json`` summary.
 
     ``stop_after`` ends this call after that many steps *without* a checkpoint — what a
-    kill looks like; the next call resumes from the last checkpoint.
+    kill looks like; the next call resumes from the last checkpoint. ``on_step(step)`` is
+    called after every step (and its checkpoint, if one is due): the benchmark times the
+    real loop with it.
     """
     from accelerate import Accelerator
 
@@ -240,6 +244,8 @@ def train(
             acc.wait_for_everyone()
             if acc.is_main_process:
                 _save(out, step, unwrapped, ema, opt, gen, run_cfg, history, cfg.keep_checkpoints)
+        if on_step is not None:
+            on_step(step)
     bar.close()
     finished = step >= cfg.steps
     summary = {
