@@ -9,7 +9,7 @@ Why it looks like this (DESIGN §2):
 * **Classes are motions** (slide in 4 directions, rotate cw/ccw, zoom in/out, shake,
   orbit, ...). Every appearance factor is drawn independently of the class, positions
   wrap around the frame (torus), start angles are uniform and zoom sizes overlap, so a
-  single frame carries (almost) no class information — ``benchmarks/bench_toy_single_frame.py``
+  single frame carries (almost) no class information — ``benchmarks/toy_calibrate.py --dataset toy-motion``
   measures the gap.
 * **Sub-modes**: each clip belongs to one of 4 visual modes (shape, background, colour
   family, speed) shared by all classes. A VPC-1 set covers one mode of a class, so which
