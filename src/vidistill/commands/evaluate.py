@@ -225,7 +225,8 @@ def ior_summary(row: dict[str, Any], out: str) -> str:
 @click.option(
     "--synthetic",
     type=click.Path(exists=True),
-    help="Learned videos (synthetic.safetensors or its folder) from `vidistill synthesize`.",
+    help="Learned videos (synthetic.safetensors or its folder) from `vidistill synthesize`; "
+    "fixed (not re-synthesised per run: `vidistill run` does that).",
 )
 @click.option(
     "--method",
