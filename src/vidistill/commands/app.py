@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -32,3 +34,13 @@ def parse_key_values(items: tuple[str, ...], example: str = "threshold=0.3") -> 
         except json.JSONDecodeError:
             out[key.strip().replace("-", "_")] = value.strip()
     return out
+
+
+@contextlib.contextmanager
+def clean_errors() -> Iterator[None]:
+    """Bad inputs (no weights, VPC too large, missing embeddings, a test clip in a selection)
+    → one-line CLI errors instead of tracebacks."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, NotImplementedError, KeyError) as err:
+        raise click.ClickException(str(err).strip("'\"")) from err

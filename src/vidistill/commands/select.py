@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import click
 
 from vidistill import registry
-from vidistill.commands.app import main, parse_key_values
-
-
-@contextlib.contextmanager
-def _clean_errors() -> Iterator[None]:
-    """Bad inputs (no weights, VPC too large, missing embeddings) → one-line CLI errors."""
-    try:
-        yield
-    except (ValueError, FileNotFoundError, NotImplementedError, KeyError) as err:
-        raise click.ClickException(str(err).strip("'\"")) from err
+from vidistill.commands.app import clean_errors, main, parse_key_values
 
 
 def _split(value: str) -> str | None:
@@ -50,7 +38,7 @@ def embed(store, embedder, weights, split, batch_size, seed, device, options):
     """One vector per clip of STORE → STORE/embeddings/<embedder>.safetensors."""
     from vidistill.embed import embed_store
 
-    with _clean_errors():
+    with clean_errors():
         embed_store(
             store,
             embedder,
@@ -94,7 +82,7 @@ def select(store, method, vpc, out, embedder, seed, split, memory_budget_mb, opt
     """Pick VPC clips per class of STORE's pool with a registered METHOD → JSON for `evaluate`."""
     from vidistill.select import select_store
 
-    with _clean_errors():
+    with clean_errors():
         doc = select_store(
             store,
             method,

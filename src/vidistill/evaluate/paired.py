@@ -120,3 +120,70 @@ def format_ior(row: dict[str, Any], digits: int = 1) -> str:
     if math.isnan(low):
         return f"{f.format(row['ior_mean'])} (1 run)"
     return f"{f.format(row['ior_mean'])} [{f.format(low)}, {f.format(high)}] {row['ior_verdict']}"
+
+
+# -- the random partner of a method row ----------------------------------------------------
+def find_random_partner(
+    rows: Sequence[dict[str, Any]], dataset: str, pool: str, vpc: int, recipe: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The ``random`` row ``attach_ior`` would pair a (dataset, pool, vpc, recipe) row with."""
+    key = _partner_key({"dataset": dataset, "pool": pool, "vpc": vpc, "recipe": recipe})
+    found = [r for r in rows if r.get("method") == "random" and _partner_key(r) == key]
+    return found[-1] if found else None  # attach_ior's dict keeps the last one too
+
+
+def _contiguous(seeds: Sequence[int]) -> list[tuple[int, int]]:
+    """``[(first seed, runs), ...]``: `evaluate` runs contiguous seeds in one call."""
+    spans: list[tuple[int, int]] = []
+    for s in sorted(seeds):
+        if spans and spans[-1][0] + spans[-1][1] == s:
+            spans[-1] = (spans[-1][0], spans[-1][1] + 1)
+        else:
+            spans.append((s, 1))
+    return spans
+
+
+def random_partner(
+    rows: Sequence[dict[str, Any]],
+    pool: Any,
+    test_store: Any,
+    recipe: Any,
+    vpc: int,
+    seeds: Sequence[int],
+    source: str | None = None,
+    **evaluate_kwargs: Any,
+) -> dict[str, Any] | None:
+    """The ``random`` row a method row run on ``seeds`` needs, drawn from ``pool``.
+
+    Reuses what ``rows`` (a results.json) already holds: ``None`` when its random row of the
+    same dataset, pool, VPC and recipe covers every seed; else that row extended by the
+    missing seeds (runs depend only on their seed, so this equals a fresh evaluation); else
+    a fresh row. Run ``s`` draws ``random_subset(pool, vpc, s)`` and uses evaluator seed ``s``.
+    """
+    from vidistill.evaluate.protocol import _resolved, combine_runs, evaluate, random_subset
+
+    pool_path = _resolved(str(pool.root))
+    recipe_dict = json.loads(json.dumps(recipe.to_dict()))
+    old = find_random_partner(rows, test_store.dataset, pool_path, vpc, recipe_dict)
+    have = {p["seed"] for p in old["per_run"]} if old else set()
+    missing = [s for s in seeds if s not in have]
+    if not missing:
+        return None
+    new = [
+        evaluate(
+            lambda s: random_subset(pool, vpc, s),
+            test_store,
+            recipe,
+            runs=n,
+            seed=first,
+            method="random",
+            vpc=vpc,
+            source=old["source"] if old else source or str(pool.root),
+            pool=pool_path,
+            **evaluate_kwargs,
+        )
+        for first, n in _contiguous(missing)
+    ]
+    for r in new:
+        r["recipe"] = recipe_dict  # as results.json holds it, so combine_runs compares equal
+    return combine_runs([old, *new] if old else new)
