@@ -11,8 +11,9 @@ g = (acc − chance) / (full − chance). Targets (DESIGN §2, from MiniUCF's Co
 ``toy-motion`` single frame at chance. No selector or synthesizer is ever run here: the toys
 are calibrated blind to the methods they will rank.
 
-Each row is also written to ``--results`` (one JSON per variant, parts saved as they finish,
-so a killed calibration resumes where it stopped).
+Each variant's summary is written to ``--results`` (one JSON per variant, parts saved as
+they finish, so a killed calibration resumes where it stopped), and the full evaluator rows
+(full-real, random VPC k: the docs' reference tables) to ``<same name>.results.json``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,16 @@ from vidistill import registry
 from vidistill.atomic import write_json_atomic
 from vidistill.clipstore import ClipSpec
 from vidistill.commands.app import parse_key_values
-from vidistill.evaluate import Recipe, TrainingSet, evaluate, full_real, random_subset
+from vidistill.evaluate import (
+    Recipe,
+    TrainingSet,
+    evaluate,
+    format_markdown_table,
+    full_real,
+    load_results,
+    random_subset,
+    update_results,
+)
 from vidistill.prepare import prepare
 
 RESULTS = Path(__file__).resolve().parent / "results" / "toy_calibration"
@@ -68,20 +78,25 @@ def calibrate(
         t0 = time.perf_counter()
         store = prepare(ds, tmp, spec=ClipSpec(frames=8, size=64), workers=1, progress=False)
         record["prepare_seconds"] = round(time.perf_counter() - t0, 1)
-        parts: dict[str, Any] = {
-            "full-real": (lambda: full_real(store), full_runs),
-            "single-frame": (lambda: None, full_runs),
-            **{f"random-vpc{v}": (lambda v=v: partial(random_subset, store, v), runs)
+        # name → (evaluator method, VPC, training source, runs); single frame is special
+        parts: dict[str, tuple[str, int | None, Any, int]] = {
+            "full-real": ("full-real", None, lambda: full_real(store), full_runs),
+            "single-frame": ("single-frame", None, None, full_runs),
+            **{f"random-vpc{v}": ("random", v, lambda v=v: partial(random_subset, store, v), runs)
                for v in vpcs},
         }  # fmt: skip
-        for name, (make, n) in parts.items():
+        for name, (method, vpc, make, n) in parts.items():
             if name in record and record[name]["runs"] >= n:
                 continue
-            if name == "single-frame":
+            if make is None:
                 test = single_frame(TrainingSet.from_store(store, split="test"))
                 row = _evaluate_frames(single_frame(full_real(store)), test, store, recipe, n)
             else:
-                row = evaluate(make(), store, recipe, runs=n, seed=0, method=name, progress=False)
+                # The store is temporary: name the pool by dataset and variant instead.
+                where = out.stem
+                row = evaluate(make(), store, recipe, runs=n, seed=0, method=method, vpc=vpc,
+                               source=where, pool=where, progress=False)  # fmt: skip
+                update_results(out.with_suffix(".results.json"), [row])
             record[name] = _summary(row)
             write_json_atomic(out, record)
             print(f"  {name}: {row['top1_mean']:.1f} ± {row['top1_std']:.1f} ({n} runs)",
@@ -153,6 +168,9 @@ def main() -> None:
     head += [f"random VPC {v} % (g)" for v in args.vpcs]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     print(markdown_row(rec, args.vpcs))
+    rows = load_results(out.with_suffix(".results.json"))
+    if rows:
+        print("\n" + format_markdown_table(rows))
 
 
 if __name__ == "__main__":
