@@ -1,19 +1,31 @@
 """Toy selection grid: every registered selector at VPC 1, 5, 10 on the REAL toy training
-pool, beside full-real and random, evaluated with ConvNet3D (preset toy-quick), 3 runs.
+pool, beside full-real and random, evaluated with ConvNet3D (preset toy-quick), 10 paired runs.
 
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/toy_selection_grid.py [--work DIR] [--out DIR]
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/toy_selection_grid.py [--dataset toy] [--out DIR]
+    python benchmarks/toy_selection_grid.py --quick --work /tmp/x --out /tmp/x/out  # smoke test
 
 VST-UNet runs on VAE latents (the paper's input): embed them first
 (``vidistill embed STORE --embedder latent --weights GEN_RUN``) and add its rows with
 ``--embedder latent --plan vst-unet@1 vst-unet@5 vst-unet@10 --no-analysis``.
 
-Embeddings: the ``classifier`` embedder (half-width ConvNet3D, toy-quick recipe, trained on
-all real training clips, seed 0). Selections use seed 0; each is evaluated by 3 fresh
-networks (seeds 0, 1, 2), so their std is training noise only. ``random`` is the
-evaluator's own reference: a fresh draw per run (seed 0, 1, 2). Each row also records
-sub-mode coverage: the mean number of distinct visual sub-modes (manifest meta "mode",
-4 per class) among a class's selected clips — how much of the class's variety a VPC set
-keeps. Rows are saved as they finish (results.json), so a killed grid resumes.
+Data: ``--dataset toy`` (default: the UCF-like toy, context correlated with the class) or
+``toy-motion`` (the class is the motion only), prepared under ``WORK/<dataset>``.
+Embeddings: the ``classifier`` embedder (toy-quick ConvNet3D trained on all real training
+clips, seed 0), computed once.
+
+Paired protocol (DESIGN §4): ``--runs`` (default 10) runs per row; run ``s`` re-runs the
+method's selection with seed ``s`` (``select_store(..., seed=s)``, saved under
+``OUT/selections/``) and trains evaluator net ``s`` on it; ``random`` draws its subset with
+seed ``s`` from the same pool. Each method row thus gets a paired IOR against random
+(mean, 95 % t-interval, verdict) in results.json / results.md. No default row runs fewer
+than ``--runs``; a selector whose own fitting is expensive (``vst-unet`` trains a VST-UNet
+per selection seed) may be cut with ``--runs-for vst-unet=5`` — the row records its
+seeds and its IOR pairs only the seeds both rows ran. Each seed's one-run row is cached
+in ``OUT/runs/`` and rows are merged into results.json as they finish, so a killed grid
+resumes at the seed it was on. Each row also records sub-mode coverage: the mean number
+of distinct visual sub-modes (manifest meta "mode", 4 per class) among a class's selected
+clips (averaged over the runs' selections) — how much of the class's variety a VPC set
+keeps.
 """
 
 from __future__ import annotations
@@ -21,13 +33,26 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from paired_grid import (
+    DATASETS,
+    DEFAULT_RUNS,
+    dataset_options,
+    has_seeds,
+    paired_row,
+    parse_runs_for,
+    per_run_mean,
+    prepare_store,
+    seeds_for,
+)
 from vidistill import registry
-from vidistill.clipstore import ClipSpec, ClipStore
+from vidistill.atomic import write_json_atomic
+from vidistill.clipstore import ClipStore
 from vidistill.evaluate import (
     Recipe,
     TrainingSet,
@@ -39,6 +64,8 @@ from vidistill.evaluate import (
     random_subset,
     update_results,
 )
+from vidistill.evaluate.paired import format_ior
+from vidistill.evaluate.protocol import TrainSource
 from vidistill.select import select_store
 
 ROOT = Path(__file__).resolve().parent
@@ -86,16 +113,27 @@ def analyse(
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--dataset", choices=DATASETS, default="toy")
     ap.add_argument("--work", type=Path, default=Path("/tmp/vidistill_toy_grid"))
-    ap.add_argument("--store", type=Path, help="toy store to use (default: WORK/toy, prepared)")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "toy_selection_grid")
+    ap.add_argument("--store", type=Path, help="store to use (default: WORK/<dataset>, prepared)")
+    ap.add_argument(
+        "--out", type=Path, help="default: benchmarks/results/toy_selection_grid_paired_<dataset>"
+    )
     ap.add_argument("--vpcs", type=int, nargs="+", default=[1, 5, 10])
     ap.add_argument(
         "--methods", nargs="+", default=None, help="default: every registered selector but random"
     )
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="paired runs per row")
+    ap.add_argument(
+        "--runs-for",
+        nargs="+",
+        metavar="METHOD=N",
+        help="fewer runs for a method whose own fitting is expensive (e.g. vst-unet=5)",
+    )
     ap.add_argument("--preset", default="toy-quick")
     ap.add_argument("--embedder", default="classifier")
     ap.add_argument("--no-full-real", action="store_true")
@@ -109,125 +147,184 @@ def main() -> None:
     ap.add_argument(
         "--no-analysis", action="store_true", help="skip the embedding/coverage analysis"
     )
+    ap.add_argument(
+        "--toy-options", nargs="+", metavar="K=V", help="dataset knobs, e.g. num_classes=3"
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test only: a 3-class 6+2-clip toy, 1 evaluator epoch (no min_steps), "
+        "1 embedder epoch (vdsd recipe)",
+    )
     args = ap.parse_args()
+    args.out = args.out or ROOT / "results" / f"toy_selection_grid_paired_{args.dataset}"
+    return args
 
-    from vidistill.datasets.toy import ToyDataset
+
+def make_plan(args: argparse.Namespace, methods: list[str]) -> list[tuple[str, int | None]]:
+    """Rows in order: ``--plan`` as given, else per VPC random then the methods; full-real last."""
+    if args.plan:  # explicit order, e.g. random@5 tac-dt@5 full-real
+        return [(m, int(v) if v else None) for m, _, v in (i.partition("@") for i in args.plan)]
+    plan: list[tuple[str, int | None]] = []
+    for vpc in args.vpcs:
+        plan += [("random", vpc)] + [(m, vpc) for m in methods]
+    if not args.no_full_real:  # last: the most expensive row (every training clip)
+        plan.append(("full-real", None))
+    return plan
+
+
+def seed_selection(
+    store: ClipStore, method: str, vpc: int, seed: int, embedder: str, out: Path
+) -> dict:
+    """The method's selection with seed ``seed``, saved (and reused) under ``out``."""
+    path = out / "selections" / f"{method}_vpc{vpc}_seed{seed}.json"
+    if path.is_file():
+        sel = json.loads(path.read_text())
+        if sel.get("embedder") in (embedder, None) and sel.get("store") == str(store.root):
+            return sel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return select_store(store, method, vpc, seed=seed, embedder=embedder, progress=False, out=path)
+
+
+def seed_source(
+    store: ClipStore, method: str, vpc: int | None, args: argparse.Namespace
+) -> tuple[TrainSource, Callable[[int], dict]]:
+    """``(train source, per-seed extras)`` of a row: random and methods are redone per seed."""
+    if method == "full-real":
+        return full_real(store), lambda s: {"mode_coverage": 4.0}
+    if method == "random":
+        return (
+            lambda s: random_subset(store, vpc, s),
+            lambda s: {"mode_coverage": mode_coverage(store, random_indices(store, vpc, s))},
+        )
+
+    def source(s: int) -> TrainingSet:
+        sel = seed_selection(store, method, vpc, s, args.embedder, args.out)
+        return TrainingSet.from_store(store, selected(sel))
+
+    def extra(s: int) -> dict:
+        sel = seed_selection(store, method, vpc, s, args.embedder, args.out)
+        return {
+            "mode_coverage": mode_coverage(store, selected(sel)),
+            "select_seconds": sel["seconds"],
+        }
+
+    return source, extra
+
+
+def selected(sel: dict) -> np.ndarray:
+    return np.array([i for v in sel["indices"].values() for i in v])
+
+
+def run_row(
+    store: ClipStore, method: str, vpc: int | None, recipe: Recipe, args: argparse.Namespace
+) -> dict | None:
+    """Evaluate one row seed by seed (cached), merge it into results.json; None if done."""
+    results = args.out / "results.json"
+    seeds = seeds_for(method, args.runs, args.runs_for)
+    this = (method, vpc, recipe.to_dict())
+    if any((r["method"], r["vpc"], r.get("recipe")) == this and has_seeds(r, seeds)
+           for r in load_results(results)):  # fmt: skip
+        print(f"skip {method} vpc={vpc} (done)")
+        return None
+    source, extra = seed_source(store, method, vpc, args)
+    pool = str(store.root)
+
+    def one_seed(s: int) -> dict:
+        row = evaluate(
+            source,
+            store,
+            recipe,
+            runs=1,
+            seed=s,
+            method=method,
+            vpc=vpc,
+            source=f"{args.dataset}-real-train",
+            pool=pool,
+            progress=False,
+        )
+        row["per_run"][0].update(extra(s))
+        return row
+
+    key = {"recipe": recipe.to_dict(), "embedder": args.embedder, "store": pool}
+    cache = args.out / "runs" / f"{method}_vpc{vpc}"
+    row = paired_row(cache, seeds, key, one_seed)
+    row["mode_coverage"] = per_run_mean(row, "mode_coverage")
+    if method not in ("random", "full-real"):
+        row["select_seconds"] = per_run_mean(row, "select_seconds")
+        row["embedder"] = args.embedder
+        row["selection"] = "redone per run seed (paired)"
+    elif method == "random":
+        row["selection"] = "fresh draw per run seed (paired)"
+    merged = update_results(results, [row])
+    return next(r for r in merged if r["method"] == method and r["vpc"] == vpc)
+
+
+def write_markdown(args: argparse.Namespace) -> None:
+    rows = sorted(
+        load_results(args.out / "results.json"), key=lambda r: (r["vpc"] or 10**9, r["method"])
+    )
+    md = format_markdown_table(rows)
+    md += "\n\nSub-mode coverage (distinct modes among a class's selected clips, of 4):\n\n"
+    md += "\n".join(
+        f"- {r['method']} VPC {r['vpc']}: {r.get('mode_coverage') or float('nan'):.2f}"
+        for r in rows
+        if r["vpc"]
+    )
+    (args.out / "results.md").write_text(md + "\n")
+
+
+def main() -> None:
+    args = parse_args()
     from vidistill.embed import embed_store, embeddings_path
-    from vidistill.prepare import prepare
 
-    store_dir = args.store or args.work / "toy"
-    if not (store_dir / "store.json").is_file():
-        prepare(ToyDataset(), store_dir, spec=ClipSpec(frames=8, size=64), workers=1)
-    store = ClipStore(store_dir)
+    args.runs_for = parse_runs_for(args.runs_for)
+    if args.store:
+        store = ClipStore(args.store)
+    else:
+        opts = dataset_options(args.toy_options, args.quick)
+        store = prepare_store(args.work, args.dataset, opts)
     # TAC-DT first (the paper's method, beside random), then the baselines: on 2 shared
     # cores a killed grid should have the comparison that matters most.
     methods = args.methods or sorted(
         (m for m in registry.names("selector") if m not in ("random", "vst-unet")),
         key=lambda m: (m != "tac-dt", m),
     )
-    plan: list[tuple[str, int | None]] = []
-    if args.plan:  # explicit order, e.g. random@5 tac-dt@5 full-real
-        for item in args.plan:
-            m, _, v = item.partition("@")
-            plan.append((m, int(v) if v else None))
-    else:
-        for vpc in args.vpcs:
-            plan += [("random", vpc)] + [(m, vpc) for m in methods]
-        if not args.no_full_real:  # last: the most expensive row (every training clip)
-            plan.append(("full-real", None))
+    plan = make_plan(args, methods)
     needs_embeddings = args.analyse_only or any(m not in ("random", "full-real") for m, _ in plan)
-    if needs_embeddings and not embeddings_path(store_dir, args.embedder).is_file():
+    if needs_embeddings and not embeddings_path(store.root, args.embedder).is_file():
         t0 = time.perf_counter()
         opts = {"epochs": args.embedder_epochs} if args.embedder_epochs else {}
-        embed_store(store, args.embedder, seed=0, **opts)
+        if args.quick:  # full width but no min_steps: one epoch is a few steps
+            opts = {"recipe": "vdsd", "epochs": 1}
+        embed_store(store, args.embedder, seed=0, progress=False, **opts)
         print(f"embedder ready in {time.perf_counter() - t0:.0f}s")
     recipe = Recipe.preset(args.preset)
+    if args.quick:
+        recipe = recipe.with_(epochs=1, min_steps=0)
     args.out.mkdir(parents=True, exist_ok=True)
     if needs_embeddings and not args.no_analysis:
         info = analyse(store, args.embedder, args.vpcs, methods, args.runs)
-        (args.out / "analysis.json").write_text(json.dumps(info, indent=2) + "\n")
+        write_json_atomic(args.out / "analysis.json", info)
         print(json.dumps(info, indent=2), flush=True)
     if args.analyse_only:
         return
-    results = args.out / "results.json"
-    # a row counts as done only if it was trained with the CURRENT recipe (presets change)
-    done = {
-        (r["method"], r["vpc"])
-        for r in load_results(results)
-        if r.get("recipe") == recipe.to_dict()
-    }
-
-    def run(method: str, vpc: int | None, source, extra: dict) -> None:
-        if (method, vpc) in done:
-            print(f"skip {method} vpc={vpc} (done)")
-            return
-        row = evaluate(
-            source,
-            store,
-            recipe,
-            runs=args.runs,
-            seed=0,
-            method=method,
-            vpc=vpc,
-            source="toy-real-train",
-            progress=False,
-        )
-        row.update(extra)
-        update_results(results, [row])
-        print(
-            f"{method:10s} vpc={vpc}: top1 {row['top1_mean']:.2f} ± {row['top1_std']:.2f}  "
-            f"AUC {row['auc_mean']:.2f}  F1 {row['f1_mean']:.2f}  "
-            f"modes {extra.get('mode_coverage')}"
-            f"  ({row['seconds_total']:.0f}s)",
-            flush=True,
-        )
-
     for method, vpc in plan:
-        if method == "full-real":
-            run(method, None, full_real(store), {"mode_coverage": 4.0})
-        elif method == "random":
-            cov = float(
-                np.mean(
-                    [mode_coverage(store, random_indices(store, vpc, s)) for s in range(args.runs)]
-                )
+        row = run_row(store, method, vpc, recipe, args)
+        if row is not None:
+            ior = format_ior(row, digits=2)
+            print(
+                f"{method:10s} vpc={vpc}: top1 {row['top1_mean']:.2f} ± {row['top1_std']:.2f}  "
+                f"IOR {ior}  AUC {row['auc_mean']:.2f}  F1 {row['f1_mean']:.2f}  "
+                f"modes {row.get('mode_coverage')}  ({row['seconds_total']:.0f}s)",
+                flush=True,
             )
-            run(
-                method,
-                vpc,
-                lambda s, v=vpc: random_subset(store, v, s),
-                {"mode_coverage": cov, "selection": "fresh draw per run"},
-            )
-        else:
-            sel = select_store(
-                store,
-                method,
-                vpc,
-                seed=0,
-                embedder=args.embedder,
-                progress=False,
-                out=args.out / f"selection_{method}_vpc{vpc}.json",
-            )
-            idx = np.array([i for v in sel["indices"].values() for i in v])
-            run(
-                method,
-                vpc,
-                TrainingSet.from_store(store, idx),
-                {
-                    "mode_coverage": mode_coverage(store, idx),
-                    "select_seconds": sel["seconds"],
-                    "embedder": args.embedder,
-                },
-            )
-        rows = sorted(load_results(results), key=lambda r: (r["vpc"] or 10**9, r["method"]))
-        md = format_markdown_table(rows)
-        md += "\n\nSub-mode coverage (distinct modes among a class's selected clips, of 4):\n\n"
-        md += "\n".join(
-            f"- {r['method']} VPC {r['vpc']}: {r.get('mode_coverage', float('nan')):.2f}"
-            for r in rows
-            if r["vpc"]
+        write_markdown(args)
+    print(
+        json.dumps(
+            {"results": str(args.out / "results.json"), "markdown": str(args.out / "results.md")}
         )
-        (args.out / "results.md").write_text(md + "\n")
-    print(json.dumps({"results": str(results), "markdown": str(args.out / "results.md")}))
+    )
 
 
 if __name__ == "__main__":

@@ -1,16 +1,26 @@
 """Toy grid for the synthesizers: DM vs IDTD vs VDSD vs Random vs Herding at VPC 1 and 5,
-and IDTD's Table 3 / Table 4 ablations at VPC 1. Writes results JSON + Markdown.
+and IDTD's Table 3 / Table 4 ablations at VPC 1, 10 paired runs. Writes results JSON + Markdown.
 
-    OMP_NUM_THREADS=1 python benchmarks/toy_synthesis_grid.py --iterations 100
+    OMP_NUM_THREADS=1 python benchmarks/toy_synthesis_grid.py --iterations 100 [--dataset toy]
 
-Protocol (stated, the same for every row): the default toy store (10 motion classes,
-100 train / 30 test per class, 8×64²); every training set is evaluated with
-``Recipe.preset("toy-quick")`` (quarter-width ConvNet3D, 30 epochs, ≥ 300 steps, VDSD's
-SGD recipe, no augmentation, final epoch, centred test clip), ``--runs`` fresh nets (seeds 0..runs-1),
-mean ± std (population). Each synthetic set is distilled ONCE (synthesis seed 0) and the
-runs vary the evaluator net, as in the DD literature; Random draws a fresh subset per
-run. Synthesis runs in a subprocess (``vidistill synthesize``) so its wall time and peak
-RSS are its own. All synthesizers get the same ``--iterations``, matching-net width and
+Smoke test (seconds): add ``--quick --iterations 2 --runs 2 --vpcs 1 --rows random dm
+--work /tmp/x --out /tmp/x/out``.
+
+Protocol (stated, the same for every row): ``--dataset toy`` (default: the UCF-like toy,
+10 classes, 100 train / 30 test per class, 8×64²) or ``toy-motion``; every training set is
+evaluated with ``Recipe.preset("toy-quick")`` (quarter-width ConvNet3D, 30 epochs, ≥ 300
+steps, VDSD's SGD recipe, no augmentation, final epoch, centred test clip), mean ± std
+(population). Paired runs (DESIGN §4): ``--runs`` (default 10) per row; run ``s`` distils
+the row's synthetic set anew with synthesis seed ``s`` (``WORK/<store>_synth/<tag>_vpc<V>
+_seed<s>``), re-runs Herding's selection with seed ``s``, draws Random's subset with seed
+``s`` from the same real pool, and trains evaluator net ``s`` on it — so every row gets a
+paired IOR against Random (mean, 95 % t-interval, verdict; ``idtd+τ`` has none: it is
+evaluated under another recipe than Random). No default row runs fewer; synthesis is each
+seed's cost (on 2 cores IDTD / VDSD at VPC 5 take ~10 min per seed), so a row may be cut
+with ``--runs-for idtd=5`` (plan keys as in ``--rows``); IOR then pairs the seeds both rows
+ran. Synthesis runs in a subprocess (``vidistill synthesize --seed s``, i.e.
+``vidistill.synthesize.runner.synthesize(..., seed=s)``) so its wall time and peak RSS are
+its own. All synthesizers get the same ``--iterations``, matching-net width and
 real batch. The IDTD row "idtd +τ" is the paper's evaluation (its stochastic temporal
 augmentation on at training time, §4.3) and is labelled as such; every other row has no
 augmentation. IDTD's main rows and its ablations start the Feature Pool from real clips
@@ -19,8 +29,9 @@ pool has not left noise); the paper's noise init is its own row at VPC 1. Herdin
 real training split); ``--embeddings-from STORE`` reuses that file from an identical
 store (same clips byte for byte) instead of retraining it.
 
-Re-running skips rows already in the results JSON (keyed by row name and VPC), so an
-interrupted grid resumes.
+Each seed's synthetic set (``done.json``) and one-run evaluation (``OUT/runs/``) are cached,
+and a row is skipped once the results JSON has it with all its seeds, so an interrupted
+grid resumes at the seed it was on.
 """
 
 from __future__ import annotations
@@ -36,8 +47,20 @@ from pathlib import Path
 
 import numpy as np
 
+from paired_grid import (
+    DATASETS,
+    DEFAULT_RUNS,
+    dataset_options,
+    has_seeds,
+    paired_row,
+    parse_runs_for,
+    per_run_mean,
+    prepare_store,
+    seeds_for,
+)
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
-from vidistill.clipstore import ClipSpec, ClipStore
+from vidistill.clipstore import ClipStore
+from vidistill.evaluate.paired import attach_ior, format_ior
 
 ROOT = Path(__file__).resolve().parent
 
@@ -101,19 +124,22 @@ def _markdown(rows: list[dict], args) -> str:
         f"Toy synthesis grid ({r0.get('train_clips_total', '?')} real train clips) — evaluator "
         f"`{rec.get('preset_name', '?')}` (ConvNet3D width {rec.get('width')}, {rec.get('epochs')} "
         f"epochs, batch {rec.get('batch_size')}, min steps {rec.get('min_steps', 0)}), "
-        f"{args.runs} runs, mean ± std (population). Synthesis: {args.iterations} iterations, "
-        f"matching ConvNet3D width {args.net_width}, real batch {args.real_batch}, seed 0.\n\n"
+        f"paired runs (run s: synthesis / selection / random draw and evaluator all seed s), "
+        f"mean ± std (population); IOR = paired top-1 difference to Random, mean [95 % "
+        f"t-interval]. Synthesis: {args.iterations} iterations, matching ConvNet3D width "
+        f"{args.net_width}, real batch {args.real_batch}; synth s and RSS are per seed.\n\n"
     )
     lines = [
-        "| method | VPC | top-1 % | train acc % | clips | stored MiB | synth s | synth peak RSS MB "
-        "| eval s/run | diverged | held-out L_M |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | VPC | runs | top-1 % | IOR (95 % CI) | train acc % | clips | stored MiB "
+        "| synth s | synth peak RSS MB | eval s/run | diverged | held-out L_M |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         synth_s = r.get("synth_seconds")
         synth_m = r.get("synth_peak_rss_mb")
         lines.append(
-            f"| {r['row']} | {r['vpc']} | {r['top1_mean']:.2f} ± {r['top1_std']:.2f} | "
+            f"| {r['row']} | {r['vpc']} | {r['runs']} | {r['top1_mean']:.2f} ± "
+            f"{r['top1_std']:.2f} | {format_ior(r, digits=2)} | "
             f"{r['train_acc_mean']:.1f} | {r['train_clips']} | {r['stored_bytes'] / 2**20:.2f} | "
             f"{'–' if synth_s is None else f'{synth_s:.0f}'} | "
             f"{'–' if synth_m is None else f'{synth_m:.0f}'} | {r['seconds']:.0f} | "
@@ -122,15 +148,22 @@ def _markdown(rows: list[dict], args) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    ap.add_argument("--dataset", choices=DATASETS, default="toy")
     ap.add_argument("--work", type=Path, default=Path("/tmp/vidistill_synth_grid"))
     ap.add_argument("--iterations", type=int, default=60)
     ap.add_argument("--net-width", type=float, default=0.25, help="matching ConvNet3D width")
     ap.add_argument("--real-batch", type=int, default=16)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="paired runs per row")
+    ap.add_argument(
+        "--runs-for",
+        nargs="+",
+        metavar="ROW=N",
+        help="fewer runs for a row whose synthesis is expensive (e.g. idtd=5; keys of --rows)",
+    )
     ap.add_argument("--vpcs", type=int, nargs="+", default=[1, 5])
     ap.add_argument(
         "--idtd-init",
@@ -155,8 +188,9 @@ def main() -> None:
     ap.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "results" / "toy_synthesis_grid",
-        help="folder for results.json and results.md",
+        default=None,
+        help="folder for results.json and results.md "
+        "(default: benchmarks/results/toy_synthesis_grid_paired_<dataset>)",
     )
     ap.add_argument(
         "--merge-from",
@@ -170,26 +204,39 @@ def main() -> None:
         action="store_true",
         help="only add the held-out matching loss to existing rows (no training)",
     )
-    args = ap.parse_args()
-    args.out_json, args.out_md = args.out / "results.json", args.out / "results.md"
-
-    from vidistill.datasets.toy import ToyDataset
-    from vidistill.evaluate import (
-        Recipe,
-        TrainingSet,
-        evaluate,
-        random_indices,
-        random_subset,
-        selection_set,
+    ap.add_argument(
+        "--toy-options", nargs="+", metavar="K=V", help="dataset knobs, e.g. num_classes=3"
     )
-    from vidistill.prepare import prepare
-    from vidistill.synthetic import SyntheticSet
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test only: a 3-class 6+2-clip toy, 1 evaluator epoch (no min_steps), "
+        "1 embedder epoch (vdsd recipe)",
+    )
+    args = ap.parse_args()
+    args.out = args.out or ROOT / "results" / f"toy_synthesis_grid_paired_{args.dataset}"
+    args.out_json, args.out_md = args.out / "results.json", args.out / "results.md"
+    args.runs_for = parse_runs_for(args.runs_for)
+    return args
 
-    store_dir = args.work / "toy"
-    if not (store_dir / "store.json").is_file():
-        prepare(ToyDataset(), store_dir, spec=ClipSpec(frames=8, size=64), workers=1)
-    store = ClipStore(store_dir)
-    recipe = Recipe.preset("toy-quick")
+
+def make_plan(args: argparse.Namespace) -> list[tuple[str, int]]:
+    plan: list[tuple[str, int]] = []
+    for vpc in args.vpcs:
+        plan += [(n, vpc) for n in ("random", "herding", "dm", "idtd", "idtd+tau", "vdsd")]
+    if 1 in args.vpcs:
+        plan += [(a, 1) for a, _ in ABLATIONS_T3 + ABLATIONS_T4]
+        plan += [("idtd-noise", 1)]  # the paper's init, at the grid's (short) budget
+    # Eq. 1 as PRINTED adds +α1·L_div (pulls segments together); our default follows the
+    # text (pushes them apart, div_sign=-1). Opt-in row to measure the ambiguity.
+    # A stated deviation (opt-in): L_div on unit-norm features (bounded), the text's sign.
+    wanted = set(args.rows or ())
+    for opt_in in ("idtd-printed-sign", "idtd-bounded"):
+        plan += [(opt_in, vpc) for vpc in args.vpcs if opt_in in wanted]
+    return plan
+
+
+def row_labels(args: argparse.Namespace) -> dict[str, str]:
     labels = dict(ABLATIONS_T3 + ABLATIONS_T4)
     labels.update(
         {
@@ -200,90 +247,111 @@ def main() -> None:
             "idtd-bounded": f"idtd (L_div on unit-norm φ — deviation, init {args.idtd_init})",
         }
     )
+    return labels
+
+
+def synth_job(key: str, idtd_init: str) -> tuple[str, str, dict]:
+    """``(method, folder tag, options)`` of a synthetic row (idtd+τ reuses idtd's sets)."""
+    if key in ("dm", "vdsd"):
+        return key, key, {}
+    if key in ("idtd", "idtd+tau", "idtd-noise"):
+        init = "noise" if key == "idtd-noise" else idtd_init
+        return "idtd", f"idtd_init{init}", {"init": init}
+    opts: dict = {"init": idtd_init}
+    if key == "idtd-printed-sign":
+        opts["div_sign"] = 1
+    elif key == "idtd-bounded":
+        opts["div_features"] = "normalised"
+    else:
+        opts["ablation"] = key
+    return "idtd", f"idtd_{key}_init{idtd_init}", opts
+
+
+def diagnose(args, rows: list[dict], store: ClipStore, labels: dict[str, str]) -> None:
+    """Add the held-out matching loss to existing rows (seed-0 sets), no training."""
+    import torch
+
+    from vidistill.evaluate import random_indices
+    from vidistill.synthetic import SyntheticSet
+
+    for r in rows:
+        if "heldout_matching" in r:
+            continue
+        if r.get("train_kind") == "synthetic":
+            key = {v: k for k, v in labels.items()}.get(r["row"])
+            guess = {"idtd+tau": "idtd", "idtd-real": "idtd_initreal"}.get(r["row"], r["row"])
+            guess = f"idtd_{key}" if key else guess
+            folder = Path(r.get("synth_dir") or args.work / f"{guess}_vpc{r['vpc']}")
+            syn = SyntheticSet.load(folder)
+            videos, labs = syn.videos, syn.labels
+        elif r["row"] == "random":
+            idx = random_indices(store, r["vpc"], 0)
+            videos, labs = store.tensor(idx), torch.from_numpy(store.labels[idx])
+        else:
+            continue
+        r["heldout_matching"] = heldout_matching(store, videos, labs)
+        print(
+            f"{r['row']} vpc={r['vpc']}: held-out matching {r['heldout_matching']:.4f}",
+            flush=True,
+        )
+
+
+def _synth_summary(row: dict) -> dict:
+    """Row-level synthesis costs from the per-seed records (mean time, max RSS)."""
+    runs = row["per_run"]
+    first = runs[0]
+    return {
+        "synth_dir": first["synth_dir"],  # seed 0's: the one --diagnose measures
+        "synth_dirs": [p["synth_dir"] for p in runs],
+        "synth_seconds": per_run_mean(row, "synth_seconds"),
+        "synth_peak_rss_mb": max(p["synth_peak_rss_mb"] for p in runs),
+        "stored_bytes": int(per_run_mean(row, "stored_bytes")),
+        "synth_iterations": first["synth_iterations"],
+        "synth_config": first["synth_config"],
+        "synth_final_loss": first["synth_final_loss"],  # seed 0's (a dict of terms)
+        "synth_seconds_per_iteration": per_run_mean(row, "synth_seconds_per_iteration"),
+        "synth_seeds": [p["seed"] for p in runs],
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    from vidistill.evaluate import Recipe, TrainingSet, evaluate, random_subset, selection_set
+    from vidistill.synthetic import SyntheticSet
+
+    store = prepare_store(args.work, args.dataset, dataset_options(args.toy_options, args.quick))
+    store_dir = store.root
+    synth_root = args.work / f"{store_dir.name}_synth"
+    recipe = Recipe.preset("toy-quick")
+    if args.quick:
+        recipe = recipe.with_(epochs=1, min_steps=0)
+    labels = row_labels(args)
     rows = _load_rows(args.out_json)
     for other in args.merge_from:
         have = {(r["row"], r["vpc"]) for r in rows}
         rows += [r for r in _load_rows(other / "results.json") if (r["row"], r["vpc"]) not in have]
-    done = {(r["row"], r["vpc"]) for r in rows}
     wanted = set(args.rows) if args.rows else None
 
-    if args.diagnose:
-        import torch
-
-        for r in rows:
-            if "heldout_matching" in r:
-                continue
-            if r.get("train_kind") == "synthetic":
-                key = {v: k for k, v in labels.items()}.get(r["row"])
-                guess = {"idtd+tau": "idtd", "idtd-real": "idtd_initreal"}.get(r["row"], r["row"])
-                guess = f"idtd_{key}" if key else guess
-                folder = Path(r.get("synth_dir") or args.work / f"{guess}_vpc{r['vpc']}")
-                syn = SyntheticSet.load(folder)
-                videos, labs = syn.videos, syn.labels
-            elif r["row"] == "random":
-                idx = random_indices(store, r["vpc"], 0)
-                videos, labs = store.tensor(idx), torch.from_numpy(store.labels[idx])
-            else:
-                continue
-            r["heldout_matching"] = heldout_matching(store, videos, labs)
-            print(
-                f"{r['row']} vpc={r['vpc']}: held-out matching {r['heldout_matching']:.4f}",
-                flush=True,
-            )
+    def save() -> None:
+        attach_ior(rows)  # each row against Random of the same pool, paired by seed
         write_json_atomic(args.out_json, rows)
         write_bytes_atomic(args.out_md, _markdown(rows, args).encode())
+
+    if args.diagnose:
+        diagnose(args, rows, store, labels)
+        save()
         return
 
-    def save() -> None:
-        write_json_atomic(args.out_json, rows)
-        write_bytes_atomic(args.out_md, _markdown(rows, args).encode())
-
-    def record(name: str, vpc: int, source, extra: dict, recipe_=recipe) -> None:
-        t0 = time.perf_counter()
-        row = evaluate(
-            source, store, recipe_, runs=args.runs, seed=0, method=name, vpc=vpc, progress=False
-        )
-        row.update(extra)
-        row["row"] = name
-        row["train_clips_total"] = int(len(store.indices("train")))
-        row.setdefault("stored_bytes", row["train_bytes"])
-        row.pop("class_names", None)
-        rows.append(row)
-        save()
-        print(
-            f"[{time.strftime('%H:%M:%S')}] {name} vpc={vpc}: top1 {row['top1_mean']:.2f} ± "
-            f"{row['top1_std']:.2f} (train acc {row['train_acc_mean']:.1f}; "
-            f"eval {time.perf_counter() - t0:.0f} s; "
-            f"synth {extra.get('synth_seconds', '–')} s)",
-            flush=True,
-        )
-
-    def synth(method: str, vpc: int, tag: str, options: dict) -> tuple[SyntheticSet, dict]:
-        out = args.work / f"{tag}_vpc{vpc}"
+    def synth(method: str, vpc: int, tag: str, options: dict, seed: int) -> tuple:
+        out = synth_root / f"{tag}_vpc{vpc}_seed{seed}"
         if not (out / "done.json").is_file():
             cmd = [
-                sys.executable,
-                "-m",
-                "vidistill.cli",
-                "synthesize",
-                str(store_dir),
-                "--method",
-                method,
-                "--vpc",
-                str(vpc),
-                "--out",
-                str(out),
-                "--iterations",
-                str(args.iterations),
-                "--net-width",
-                str(args.net_width),
-                "--real-batch",
-                str(args.real_batch),
-                "--seed",
-                "0",
-                "--quiet",
-                "--no-preview",
-            ]
+                sys.executable, "-m", "vidistill.cli", "synthesize", str(store_dir),
+                "--method", method, "--vpc", str(vpc), "--out", str(out),
+                "--iterations", str(args.iterations), "--net-width", str(args.net_width),
+                "--real-batch", str(args.real_batch), "--seed", str(seed),
+                "--quiet", "--no-preview",
+            ]  # fmt: skip
             for k, v in options.items():
                 cmd += ["-o", f"{k}={v}"]
             subprocess.run(cmd, check=True)
@@ -298,9 +366,9 @@ def main() -> None:
             "synth_final_loss": meta.get("final_loss"),
             "synth_seconds_per_iteration": meta.get("seconds_per_iteration"),
         }
-        return SyntheticSet.load(out), extra
+        return TrainingSet.from_synthetic(SyntheticSet.load(out)), extra
 
-    def herding_selection(vpc: int) -> dict:
+    def herding(vpc: int, seed: int) -> tuple:
         from vidistill.embed import embed_store, embeddings_path
         from vidistill.select import select_store
 
@@ -314,74 +382,84 @@ def main() -> None:
                 shutil.copyfile(other, emb)
                 print(f"reusing classifier embeddings from {other}", flush=True)
         if not emb.is_file():
-            embed_store(store, "classifier", seed=0, progress=False)
-        return select_store(store, "herding", vpc, seed=0, embedder="classifier", progress=False)
+            embed_store(store, "classifier", seed=0, progress=False, **quick_embedder(args))
+        t0 = time.perf_counter()
+        sel = select_store(store, "herding", vpc, seed=seed, embedder="classifier", progress=False)
+        extra = {"select_seconds": round(time.perf_counter() - t0, 2)}
+        return selection_set(store, sel), extra
 
-    plan: list[tuple[str, int]] = []
-    for vpc in args.vpcs:
-        plan += [(n, vpc) for n in ("random", "herding", "dm", "idtd", "idtd+tau", "vdsd")]
-    if 1 in args.vpcs:
-        plan += [(a, 1) for a, _ in ABLATIONS_T3 + ABLATIONS_T4]
-        plan += [("idtd-noise", 1)]  # the paper's init, at the grid's (short) budget
-    # Eq. 1 as PRINTED adds +α1·L_div (pulls segments together); our default follows the
-    # text (pushes them apart, div_sign=-1). Opt-in row to measure the ambiguity.
-    # A stated deviation (opt-in): L_div on unit-norm features (bounded), the text's sign.
-    for opt_in in ("idtd-printed-sign", "idtd-bounded"):
-        plan += [(opt_in, vpc) for vpc in args.vpcs if wanted and opt_in in wanted]
-    for key, vpc in plan:
-        name = labels.get(key, key)
-        if (name, vpc) in done or (wanted is not None and key not in wanted):
-            continue
+    def make_source(key: str, vpc: int):
+        """``seed -> (TrainingSet, per-seed extras)`` of a plan row."""
         if key == "random":
-            record(
-                name,
-                vpc,
-                lambda s, v=vpc: random_subset(store, v, s),
-                {},
-            )
-        elif key == "herding":
-            t0 = time.perf_counter()
-            sel = herding_selection(vpc)
-            record(
-                name,
-                vpc,
-                selection_set(store, sel),
-                {"select_seconds": round(time.perf_counter() - t0, 2)},
-            )
-        elif key in ("dm", "vdsd"):
-            syn, extra = synth(key, vpc, key, {})
-            record(name, vpc, TrainingSet.from_synthetic(syn), extra)
-        elif key in ("idtd-printed-sign", "idtd-bounded"):
-            opts = {"init": args.idtd_init}
-            opts.update(
-                {"div_sign": 1} if key == "idtd-printed-sign" else {"div_features": "normalised"}
-            )
-            syn, extra = synth("idtd", vpc, f"idtd_{key}_init{args.idtd_init}", opts)
-            record(name, vpc, TrainingSet.from_synthetic(syn), extra)
-        elif key in ("idtd", "idtd-noise"):
-            init = args.idtd_init if key == "idtd" else "noise"
-            syn, extra = synth("idtd", vpc, f"idtd_init{init}", {"init": init})
-            record(name, vpc, TrainingSet.from_synthetic(syn), extra)
-        elif key == "idtd+tau":
-            syn, extra = synth("idtd", vpc, f"idtd_init{args.idtd_init}", {"init": args.idtd_init})
-            record(
-                name,
-                vpc,
-                TrainingSet.from_synthetic(syn),
-                {**extra, "eval_augment": "idtd-temporal"},
-                recipe_=recipe.with_(augment="idtd-temporal"),
-            )
-        else:
-            syn, extra = synth(
-                "idtd",
-                vpc,
-                f"idtd_{key}_init{args.idtd_init}",
-                {"ablation": key, "init": args.idtd_init},
-            )
-            record(name, vpc, TrainingSet.from_synthetic(syn), extra)
+            return lambda s: (random_subset(store, vpc, s), {})
+        if key == "herding":
+            return lambda s: herding(vpc, s)
+        method, tag, options = synth_job(key, args.idtd_init)
+        return lambda s: synth(method, vpc, tag, options, s)
+
+    def record(key: str, vpc: int) -> None:
+        name = labels.get(key, key)
+        seeds = seeds_for(key, args.runs, args.runs_for)
+        recipe_ = recipe.with_(augment="idtd-temporal") if key == "idtd+tau" else recipe
+        old = [r for r in rows if (r["row"], r["vpc"]) == (name, vpc)]
+        if old and old[0].get("recipe") == recipe_.to_dict() and has_seeds(old[0], seeds):
+            return
+        make = make_source(key, vpc)
+        t0 = time.perf_counter()
+
+        def one_seed(s: int) -> dict:
+            extra: dict = {}
+
+            def source(seed: int) -> TrainingSet:
+                train_set, more = make(seed)
+                extra.update(more)
+                return train_set
+
+            row = evaluate(
+                source, store, recipe_, runs=1, seed=s, method=name, vpc=vpc,
+                source=f"{args.dataset}-real-train", pool=str(store_dir), progress=False,
+            )  # fmt: skip
+            row["per_run"][0].update(extra)
+            return row
+
+        cfg = {k: getattr(args, k) for k in ("iterations", "net_width", "real_batch", "idtd_init")}
+        key_ = {"recipe": recipe_.to_dict(), "store": str(store_dir), "synth": cfg}
+        row = paired_row(args.out / "runs" / f"{key}_vpc{vpc}", seeds, key_, one_seed)
+        if row["train_kind"] == "synthetic":
+            row.update(_synth_summary(row))
+        if key == "herding":
+            row["select_seconds"] = per_run_mean(row, "select_seconds")
+        if key == "idtd+tau":
+            row["eval_augment"] = "idtd-temporal"
+        row["row"] = name
+        row["train_clips_total"] = int(len(store.indices("train")))
+        row.setdefault("stored_bytes", row["train_bytes"])
+        row.pop("class_names", None)
+        rows[:] = [r for r in rows if (r["row"], r["vpc"]) != (name, vpc)] + [row]
+        save()
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {name} vpc={vpc}: top1 {row['top1_mean']:.2f} ± "
+            f"{row['top1_std']:.2f} IOR {format_ior(row, digits=2)} (train acc "
+            f"{row['train_acc_mean']:.1f}; {time.perf_counter() - t0:.0f} s; "
+            f"synth {_fmt_s(row.get('synth_seconds'))} s/seed)",
+            flush=True,
+        )
+
+    for key, vpc in make_plan(args):
+        if wanted is None or key in wanted:
+            record(key, vpc)
     save()
     print(_markdown(rows, args))
     print("top-1 per row:", {f"{r['row']}@{r['vpc']}": round(r["top1_mean"], 2) for r in rows})
+
+
+def _fmt_s(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.0f}"
+
+
+def quick_embedder(args: argparse.Namespace) -> dict:
+    """``--quick``: a full-width net for one epoch (no min_steps), seconds not minutes."""
+    return {"recipe": "vdsd", "epochs": 1} if args.quick else {}
 
 
 if __name__ == "__main__":

@@ -253,7 +253,7 @@ def test_cli(store, tmp_path):
     assert "| toy | first | 1 | convnet3d×0.125 |" in res.output
     res = CliRunner().invoke(main, ["evaluate", str(store.root), "--method", "random", *common])
     assert res.exit_code != 0 and "--vpc" in res.output
-    assert [r["method"] for r in load_results(out)] == ["first"]
+    assert [r["method"] for r in load_results(out)] == ["first", "random"]  # paired by default
 
 
 def test_runs_split_across_commands_combine_exactly(store):

@@ -48,7 +48,7 @@ def test_run_all_stages_then_resume(tmp_path: Path) -> None:
         ("dm", 1),
         ("dm", 2),
     }
-    sel = json.loads((out / "select" / "tac-dt_vpc2.json").read_text())
+    sel = json.loads((out / "select" / "tac-dt_vpc2_seed0.json").read_text())  # one per run seed
     assert all(len(v) == 2 for v in sel["indices"].values())
     assert (out / "report" / "report.html").is_file()
     assert "| tac-dt |" in (out / "report" / "report.md").read_text()

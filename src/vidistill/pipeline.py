@@ -4,7 +4,8 @@ Run directory::
 
     RUN/config.yaml            the resolved config
     RUN/data/                  the ClipStore (prepare)
-    RUN/select/M_vpcK.json     selections          RUN/synth/M_vpcK/   synthetic sets
+    RUN/select/M_vpcK_seedS.json  selections   RUN/synth/M_vpcK_seedS/  synthetic sets
+                               (one per run seed S: the paired protocol redoes both per run)
     RUN/results.json           evaluator rows      RUN/report/         report.md + report.html
     RUN/stages/NAME.json       done markers: config hash, input hashes, versions, wall time, peak RSS
 
@@ -40,7 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "spec": {},
     "workers": None,
     # preset/runs/seed, plus any Recipe field as an override (net, width, epochs, min_steps, ...)
-    "evaluate": {"preset": "toy-quick", "runs": 3, "seed": 0},
+    # runs: paired runs (DESIGN §4): run s re-selects / re-synthesises with seed s and shares
+    # evaluator seed s with random from the same pool; 10 = the protocol's default
+    "evaluate": {"preset": "toy-quick", "runs": 10, "seed": 0},
     "vpcs": [1, 5, 10],
     "references": ["full-real", "random"],
     "embedder": "classifier",
@@ -140,10 +143,24 @@ def _torch_version() -> dict[str, str]:
     return {"torch": torch.__version__}
 
 
+def selection_path(root: Path, method: str, vpc: int, seed: int) -> Path:
+    """The selection of ``method`` at ``vpc`` made with run seed ``seed``."""
+    return root / "select" / f"{method}_vpc{vpc}_seed{seed}.json"
+
+
+def synth_path(root: Path, method: str, vpc: int, seed: int) -> Path:
+    """The synthetic set of ``method`` at ``vpc`` learned with run seed ``seed``."""
+    return root / "synth" / f"{method}_vpc{vpc}_seed{seed}"
+
+
 def run_pipeline(
     config: dict[str, Any], out: str | Path, log: Callable[[str], None] = print
 ) -> Path:
-    """Prepare → (embed → select | synthesize) → evaluate (+ references) → report."""
+    """Prepare → (embed → select | synthesize) → evaluate (+ references) → report.
+
+    Per-run protocol: for run seed ``s`` (``evaluate.seed + r``) every selector selects and
+    every synthesizer learns with seed ``s``, and the evaluator trains run ``s`` on that set
+    with seed ``s``, paired with random run ``s`` from the same pool (the real store)."""
     from vidistill.evaluate import (
         Recipe,
         TrainingSet,
@@ -154,6 +171,8 @@ def run_pipeline(
         selection_set,
         update_results,
     )
+    from vidistill.evaluate.paired import format_ior
+    from vidistill.evaluate.results import row_key
 
     run = Run(out, config, log)
     store_dir = run.root / "data"
@@ -184,12 +203,26 @@ def run_pipeline(
     results = run.root / "results.json"
     eval_cfg = {"recipe": recipe.to_dict(), "runs": ev["runs"], "seed": ev["seed"]}
 
+    seeds = [ev["seed"] + r for r in range(ev["runs"])]
+    pool = str(store.root)  # the pool every method here selects / learns from
+
     def evaluate_into(method: str, vpc: int | None, source: Any) -> None:
         row = evaluate(
-            source, store, recipe, runs=ev["runs"], seed=ev["seed"], method=method, vpc=vpc
+            source,
+            store,
+            recipe,
+            runs=ev["runs"],
+            seed=ev["seed"],
+            method=method,
+            vpc=vpc,
+            pool=pool,
         )
-        update_results(results, [row])
-        log(f"       {method} vpc={vpc}: top-1 {row['top1_mean']:.1f} ± {row['top1_std']:.1f} %")
+        merged = update_results(results, [row])
+        row = next(r for r in merged if row_key(r) == row_key(row))
+        ior = "" if method in ("random", "full-real") else f", IOR {format_ior(row)}"
+        log(
+            f"       {method} vpc={vpc}: top-1 {row['top1_mean']:.1f} ± {row['top1_std']:.1f} %{ior}"
+        )
 
     for ref in config["references"]:
         if ref == "full-real":
@@ -226,21 +259,26 @@ def run_pipeline(
         )
         for method in config["select"]:
             for vpc in config["vpcs"]:
-                sel = run.root / "select" / f"{method}_vpc{vpc}.json"
-                run.stage(
-                    f"select/{method}/vpc{vpc}",
-                    {"embedder": emb, "seed": ev["seed"]},
-                    [embeddings_path(store.root, emb)],
-                    lambda m=method, v=vpc, p=sel: select_store(
-                        store, m, v, seed=ev["seed"], embedder=emb, out=p
-                    ),
-                )
+                # the paired protocol: one selection per run seed, evaluated in that run
+                for sd in seeds:
+                    run.stage(
+                        f"select/{method}/vpc{vpc}/seed{sd}",
+                        {"embedder": emb, "seed": sd},
+                        [embeddings_path(store.root, emb)],
+                        lambda m=method, v=vpc, s=sd: select_store(
+                            store, m, v, seed=s, embedder=emb, out=selection_path(run.root, m, v, s)
+                        ),
+                    )
                 run.stage(
                     f"evaluate/{method}/vpc{vpc}",
                     eval_cfg,
-                    [sel],
-                    lambda m=method, v=vpc, p=sel: evaluate_into(
-                        m, v, selection_set(store, load_selection(p))
+                    [selection_path(run.root, method, vpc, sd) for sd in seeds],
+                    lambda m=method, v=vpc: evaluate_into(
+                        m,
+                        v,
+                        lambda s: selection_set(
+                            store, load_selection(selection_path(run.root, m, v, s))
+                        ),
                     ),
                 )
 
@@ -250,21 +288,34 @@ def run_pipeline(
 
         for method, options in config["synthesize"].items():
             for vpc in config["vpcs"]:
-                target = run.root / "synth" / f"{method}_vpc{vpc}"
-                run.stage(
-                    f"synthesize/{method}/vpc{vpc}",
-                    {"options": options, "seed": ev["seed"]},
-                    [store_dir / "store.json"],
-                    lambda m=method, v=vpc, t=target, o=options: synthesize(
-                        store, m, v, t, options=dict(o or {}), seed=ev["seed"]
-                    ),
-                )
+                # one learned set per run seed, as for selections
+                for sd in seeds:
+                    run.stage(
+                        f"synthesize/{method}/vpc{vpc}/seed{sd}",
+                        {"options": options, "seed": sd},
+                        [store_dir / "store.json"],
+                        lambda m=method, v=vpc, s=sd, o=options: synthesize(
+                            store,
+                            m,
+                            v,
+                            synth_path(run.root, m, v, s),
+                            options=dict(o or {}),
+                            seed=s,
+                        ),
+                    )
                 run.stage(
                     f"evaluate/{method}/vpc{vpc}",
                     eval_cfg,
-                    [target / "synthetic.safetensors"],
-                    lambda m=method, v=vpc, t=target: evaluate_into(
-                        m, v, TrainingSet.from_synthetic(SyntheticSet.load(t))
+                    [
+                        synth_path(run.root, method, vpc, sd) / "synthetic.safetensors"
+                        for sd in seeds
+                    ],
+                    lambda m=method, v=vpc: evaluate_into(
+                        m,
+                        v,
+                        lambda s: TrainingSet.from_synthetic(
+                            SyntheticSet.load(synth_path(run.root, m, v, s))
+                        ),
                     ),
                 )
 
@@ -278,16 +329,19 @@ def _report(root: Path, store: ClipStore, config: dict[str, Any]) -> None:
     from vidistill.report import frame_strip, write_report
 
     out = root / "report"
+    seed = config["evaluate"]["seed"]  # strips show run 0's selection / learned set
     images = []
-    for sel_path in sorted((root / "select").glob("*.json")):
+    for sel_path in sorted((root / "select").glob(f"*_seed{seed}.json")):
         sel = json.loads(sel_path.read_text())
         idx = [i for c in store.class_names for i in sel["indices"].get(c, [])[:2]]
         name = f"strip_{sel_path.stem}.png"
         frame_strip(
             store.clips(idx), out / name, labels=[store.class_names[store.labels[i]] for i in idx]
         )
-        images.append((f"{sel['method']} VPC {sel['vpc']} — chosen clips (≤ 2 per class)", name))
-    for preview in sorted((root / "synth").glob("*/preview")):
+        images.append(
+            (f"{sel['method']} VPC {sel['vpc']} (seed {seed}) — chosen clips (≤ 2 per class)", name)
+        )
+    for preview in sorted((root / "synth").glob(f"*_seed{seed}/preview")):
         pv = ClipStore(preview)
         idx = list(range(min(len(pv), 2 * pv.num_classes)))
         name = f"strip_{preview.parent.name}.png"
@@ -295,7 +349,8 @@ def _report(root: Path, store: ClipStore, config: dict[str, Any]) -> None:
         images.append((f"{preview.parent.name} — learned videos", name))
     notes = [
         f"config: {config['name']} — dataset {config['dataset']}, preset {config['evaluate']['preset']}, "
-        f"{config['evaluate']['runs']} runs; final-epoch metrics on the real test split."
+        f"{config['evaluate']['runs']} paired runs (run s re-selects / re-synthesises with seed s "
+        "and shares evaluator seed s with random); final-epoch metrics on the real test split."
     ]
     write_report(
         load_results(root / "results.json"),

@@ -20,6 +20,13 @@ from vidistill.atomic import write_bytes_atomic
 
 REFERENCE_ORDER = ("full-real", "full-syn", "random")
 
+IOR_NOTE = (
+    "IOR = improvement over random, in top-1 points: the mean over runs of the paired "
+    "difference method − random (run s of both shares evaluator seed s; the method's "
+    "selection / synthesis is redone with seed s; random is drawn from the same pool), with "
+    "its 95 % Student-t interval. 'no difference' when the interval contains 0."
+)
+
 
 def frame_strip(
     clips: np.ndarray, path: str | Path, scale: int = 1, labels: Sequence[str] | None = None
@@ -79,13 +86,31 @@ def _pm(mean: Any, std: Any, scale: float = 1.0) -> str:
     return s
 
 
+def _ior_short(row: dict[str, Any]) -> str:
+    """`` (IOR +2.3 [-0.4, +5.0])`` for a pivot cell; empty without a random partner."""
+    if row.get("ior_mean") is None:
+        return ""
+    low, high = row["ior_ci95"]
+    if math.isnan(low):
+        return f" (IOR {row['ior_mean']:+.1f}, 1 run)"
+    return f" (IOR {row['ior_mean']:+.1f} [{low:+.1f}, {high:+.1f}])"
+
+
+def _ior_long(row: dict[str, Any]) -> str:
+    from vidistill.evaluate.paired import format_ior  # lazy: the report needs no torch
+
+    return format_ior(row)
+
+
 def _method_order(methods: set[str]) -> list[str]:
     refs = [m for m in REFERENCE_ORDER if m in methods]
     return refs + sorted(methods - set(refs))
 
 
 def pivot_tables(rows: Sequence[dict[str, Any]], metric: str = "top1") -> list[dict[str, Any]]:
-    """Group rows into paper-shaped tables: one per (dataset, net, labels); methods × VPC."""
+    """Group rows into paper-shaped tables: one per (dataset, net, labels); methods × VPC.
+
+    A top-1 cell of a method with a random partner also shows its IOR and 95 % interval."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r.get("dataset", "?"), r.get("net", "?"), r.get("labels", "hard"))].append(r)
@@ -102,7 +127,8 @@ def pivot_tables(rows: Sequence[dict[str, Any]], metric: str = "top1") -> list[d
             row = [m]
             for v in vpcs:
                 c = cells.get((m, v)) or whole
-                row.append(_pm(c.get(f"{metric}_mean"), c.get(f"{metric}_std")) if c else "")
+                cell = _pm(c.get(f"{metric}_mean"), c.get(f"{metric}_std")) if c else ""
+                row.append(cell + (_ior_short(c) if c and metric == "top1" else ""))
             runs = {c.get("runs") for (mm, _), c in cells.items() if mm == m}
             row.append(",".join(str(x) for x in sorted(runs, key=str)))
             body.append(row)
@@ -126,6 +152,7 @@ def detail_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
                 str(r.get("vpc") if r.get("vpc") is not None else "all"),
                 r.get("net", "?"),
                 _pm(r.get("top1_mean"), r.get("top1_std")),
+                _ior_long(r),
                 _pm(r.get("top5_mean"), None),
                 _pm(r.get("auc_mean"), None),
                 _pm(r.get("f1_mean"), None),
@@ -143,6 +170,7 @@ DETAIL_HEADER = [
     "VPC",
     "net",
     "top-1",
+    "IOR (95 % CI)",
     "top-5",
     "AUC",
     "F1",
@@ -221,6 +249,8 @@ def write_report(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if any(r.get("ior_mean") is not None for r in rows):
+        notes = [*notes, IOR_NOTE]
     plot = accuracy_plot(rows, out / "accuracy.png")
     tables = pivot_tables(rows)
     md = [f"# {title}", ""]

@@ -19,17 +19,6 @@ def main() -> None:
     evaluate and report, each usable alone, or all at once with `vidistill run CONFIG`."""
 
 
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Bad inputs (an unknown name, a missing file or store, an invalid value) → a one-line
-    ``Error: ...`` and exit 1, not a traceback: the library raises these with messages
-    written for the user."""
-    try:
-        yield
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, NotImplementedError) as err:
-        raise click.ClickException(str(err).strip("'\"")) from err
-
-
 def parse_key_values(items: tuple[str, ...], example: str = "threshold=0.3") -> dict[str, Any]:
     """``-o key=value`` pairs of the method-option flags; values are JSON when they parse
     (numbers, true/false, null), else the raw string. Dashes in keys become underscores."""
@@ -45,3 +34,15 @@ def parse_key_values(items: tuple[str, ...], example: str = "threshold=0.3") -> 
         except json.JSONDecodeError:
             out[key.strip().replace("-", "_")] = value.strip()
     return out
+
+
+@contextlib.contextmanager
+def clean_errors() -> Iterator[None]:
+    """Bad inputs (an unknown name, a missing file or store, no weights, VPC too large, a
+    test clip in a selection, an invalid value) → a one-line ``Error: ...`` and exit 1, not
+    a traceback: the library raises these with messages written for the user. Also a
+    decorator: ``@clean_errors()`` under a command's click decorators."""
+    try:
+        yield
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, NotImplementedError) as err:
+        raise click.ClickException(str(err).strip("'\"")) from err

@@ -9,7 +9,7 @@ import click
 
 from vidistill import registry
 from vidistill.clipstore import ClipSpec, ClipStore
-from vidistill.commands.app import main, user_errors
+from vidistill.commands.app import clean_errors, main
 
 
 @main.command()
@@ -94,7 +94,7 @@ from vidistill.commands.app import main, user_errors
 @click.option(
     "--test-per-class", type=int, default=30, show_default=True, help="toy: test clips per class."
 )
-@user_errors()
+@clean_errors()
 def prepare(
     dataset,
     out,
@@ -173,7 +173,7 @@ def prepare(
 @main.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@user_errors()
+@clean_errors()
 def info(store, as_json):
     """Summarise a ClipStore: clip spec, counts per split and class, skipped files."""
     summary = ClipStore(store).summary()

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from vidistill.commands.app import main, user_errors
+from vidistill.commands.app import clean_errors, main
 
 
 @main.group()
@@ -159,7 +159,7 @@ def sample_cmd(run_dir, per_class, out, steps, guidance, sampler, batch, seed, n
     type=click.Path(dir_okay=False),
     help="Also write a frame strip PNG (one generated clip per class).",
 )
-@user_errors()
+@clean_errors()
 def quality_cmd(pool, real, recipe, batch_size, epochs, seed, cache, out_json, strip_png):
     """full-syn vs full-real accuracy and the Fréchet classifier distance (FCD) of POOL."""
     from vidistill.atomic import write_json_atomic

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidistill.commands.app import main, user_errors
+from vidistill.commands.app import clean_errors, main
 
 
 @main.command()
@@ -25,7 +25,7 @@ from vidistill.commands.app import main, user_errors
     help="Selection JSON(s): a frame strip of the chosen clips per file.",
 )
 @click.option("--title", default="vidistill report", show_default=True)
-@user_errors()
+@clean_errors()
 def report(results, out, store, selections, title):
     """Render RESULTS (from `vidistill evaluate`) into OUT/report.md and OUT/report.html."""
     import json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vidistill.commands.app import main, user_errors
+from vidistill.commands.app import clean_errors, main
 
 
 @main.command()
@@ -13,7 +13,7 @@ from vidistill.commands.app import main, user_errors
     "--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<name>)."
 )
 @click.option("--runs", type=int, help="Override evaluate.runs.")
-@user_errors()
+@clean_errors()
 def run(config, out, runs):
     """Run every stage of CONFIG (a YAML file or a shipped preset name: toy-quick, toy-demo,
     miniucf, hmdb51, k400, ssv2). Finished stages are skipped; a killed run resumes."""
@@ -28,7 +28,7 @@ def run(config, out, runs):
 
 @main.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@user_errors()
+@clean_errors()
 def demo(out):
     """The toy demo (`make demo`): prepare → select (TAC-DT) → synthesize (DM)
     → evaluate beside full-real and random → report."""

@@ -5,11 +5,26 @@ from __future__ import annotations
 import click
 
 from vidistill import registry
-from vidistill.commands.app import main, parse_key_values, user_errors
+from vidistill.commands.app import clean_errors, main, parse_key_values
 
 
 def _split(value: str) -> str | None:
     return None if value == "all" else value
+
+
+def _train_store_option(embedder: str, train_store: str | None) -> dict[str, str]:
+    """``--train-store`` as the embedder option, refused by embedders that train nothing."""
+    if train_store is None:
+        return {}
+    import inspect
+
+    cls = registry.get("embedder", embedder)
+    if "train_store" not in inspect.signature(cls.__init__).parameters:
+        raise click.UsageError(
+            f"--train-store: embedder {embedder!r} does not train on a store "
+            "(only 'classifier' does)"
+        )
+    return {"train_store": train_store}
 
 
 @main.command()
@@ -27,6 +42,13 @@ def _split(value: str) -> str | None:
 @click.option("--seed", type=int, default=0, show_default=True, help="classifier: training seed.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option(
+    "--train-store",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="classifier: the store of REAL clips whose training split trains the net (default: "
+    "STORE itself). Use it to embed a generated pool; the net is cached in that store.",
+)
+@click.option(
     "-o",
     "--option",
     "options",
@@ -34,11 +56,12 @@ def _split(value: str) -> str | None:
     metavar="KEY=VALUE",
     help="Embedder option, e.g. -o recipe=toy-quick -o epochs=20 (classifier).",
 )
-def embed(store, embedder, weights, split, batch_size, seed, device, options):
+def embed(store, embedder, weights, split, batch_size, seed, device, train_store, options):
     """One vector per clip of STORE → STORE/embeddings/<embedder>.safetensors."""
     from vidistill.embed import embed_store
 
-    with user_errors():
+    with clean_errors():
+        extra = _train_store_option(embedder, train_store)
         embed_store(
             store,
             embedder,
@@ -48,6 +71,7 @@ def embed(store, embedder, weights, split, batch_size, seed, device, options):
             seed=seed,
             device=device,
             **parse_key_values(options),
+            **extra,
         )
 
 
@@ -82,7 +106,7 @@ def select(store, method, vpc, out, embedder, seed, split, memory_budget_mb, opt
     """Pick VPC clips per class of STORE's pool with a registered METHOD → JSON for `evaluate`."""
     from vidistill.select import select_store
 
-    with user_errors():
+    with clean_errors():
         doc = select_store(
             store,
             method,

@@ -1,25 +1,34 @@
-"""toy: a procedural video classification problem, deterministic from a seed.
+"""toy: a procedural, UCF-like video classification problem, deterministic from a seed.
 
-Why it looks like this (DESIGN §2):
+Why it looks like this (DESIGN §2). On UCF101, HMDB51 and Kinetics much of a class is in
+its *context* (scene, objects, actors), and a random real VPC-1 subset already generalises
+above chance (MiniUCF: g(1) ≈ 0.14, g(5) ≈ 0.38 of the full-real gain). ``toy-motion``
+(pure motion, appearance independent of the class) is the Something-Something regime;
+this ``toy`` is the UCF one:
 
-* **Classes are motions** (slide in 4 directions, rotate cw/ccw, zoom in/out, shake,
-  orbit, ...). Every appearance factor is drawn independently of the class, positions
-  wrap around the frame (torus), start angles are uniform and zoom sizes overlap, so a
-  single frame carries (almost) no class information — ``benchmarks/bench_toy_single_frame.py``
-  measures the gap.
-* **Sub-modes**: each clip belongs to one of 4 visual modes (shape, background, colour
-  family, speed) shared by all classes. A VPC-1 set covers one mode of a class, so which
-  clips a method picks matters.
-* **Nuisances**: per-pixel noise, moving distractor blobs, jittered colours/sizes.
+* **The class is a motion** (slide ×4, rotate cw/ccw, zoom in/out, shake, orbit, ...) —
+  the same trajectories as ``toy-motion`` — **and a context distribution**: each class has
+  an object hue and a scene tint (evenly spaced on the colour wheel), and each of its
+  visual **modes** draws its scene type, shape and hues from that class's distribution.
+  Hues are spread by ``hue_spread`` degrees, so neighbouring classes overlap: one frame
+  says a lot about the class, not everything (calibrated in docs/toy.md).
+* **Modes** (``NUM_MODES`` per class, recorded as ``meta.mode``): a scene type, a shape,
+  a speed and hues. Different classes' modes share scene types and shapes.
+* **Groups** like UCF101's ``gXX`` (recorded as ``meta.group``): clips of one group share
+  the "actor and scene" — object colour and size, background pattern, its colours and
+  layout. Group ``g`` belongs to mode ``g % NUM_MODES``. Train and test use **disjoint
+  groups**, as UCF101's official splits do: test = the first ``test_groups`` groups
+  (split 1 tests on g01–g07), train = the rest, so a classifier cannot win by
+  recognising the very scene it was trained on.
+* **Nuisances**: per-pixel noise and distractor discs, as in ``toy-motion``.
 
-Rendering is vectorised NumPy over an (H, W) grid per frame: the default 1,300 clips
-(100 train + 30 test per class) take a few seconds.
-The clip is rendered directly at the store's spec; ``stride`` scales the motion per
-kept frame, as if every ``stride``-th frame of a longer video were kept.
+Deterministic from ``seed``: every random draw comes from a generator seeded by
+``(seed, what, class, mode/group/clip)``, so one clip never depends on another.
 """
 
 from __future__ import annotations
 
+import colorsys
 import math
 from typing import Any
 
@@ -27,64 +36,51 @@ import numpy as np
 
 from vidistill.clipstore import ClipSpec
 from vidistill.datasets.base import Dataset, VideoItem
+from vidistill.datasets.toy_motion import MOTIONS, SHAPES, add_nuisances, draw_object, trajectory
 from vidistill.registry import register
 
-MOTIONS = (
-    "slide-right",
-    "slide-left",
-    "slide-up",
-    "slide-down",
-    "rotate-cw",
-    "rotate-ccw",
-    "zoom-in",
-    "zoom-out",
-    "shake",
-    "orbit",
-    "pulse",
-    "orbit-ccw",
-)
-SHAPES = ("bar", "triangle", "ell", "half-disc")
 NUM_MODES = 4
-# Per mode: (shape, background, colour family RGB, speed factor). Shared by all classes.
-_MODE_COLOURS = np.array([[230, 70, 60], [60, 200, 90], [70, 110, 240], [235, 210, 60]], float)
-_MODE_SPEED = (0.8, 1.0, 1.3, 1.1)
+SCENES = ("flat", "gradient", "blotches", "stripes", "checker", "rings")
+# What each rng stream draws; part of the seed so streams never collide.
+_MODE, _GROUP, _CLIP = 1, 2, 3
 
 
-def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Inside-test in object coordinates (unit size); none is rotation-symmetric except by 180°."""
-    if shape == "bar":
-        return (np.abs(u) <= 1.0) & (np.abs(v) <= 0.4)
-    if shape == "triangle":
-        return (v >= -0.6) & (v <= 0.9) & (np.abs(u) <= 0.75 * (0.9 - v) / 1.5 + 0.02)
-    if shape == "ell":
-        return ((np.abs(u) <= 1.0) & (v >= 0.45) & (v <= 1.0)) | (
-            (u >= -1.0) & (u <= -0.45) & (np.abs(v) <= 1.0)
-        )
-    if shape == "half-disc":
-        return (u * u + v * v <= 1.0) & (v >= -0.1)
-    raise ValueError(shape)
+def _rgb(hue_deg: float, sat: float, val: float) -> np.ndarray:
+    return 255.0 * np.array(colorsys.hsv_to_rgb((hue_deg / 360.0) % 1.0, sat, val))
 
 
-def _background(mode: int, rng: np.random.Generator, size: int) -> np.ndarray:
+def scene_image(
+    kind: str, base: np.ndarray, accent: np.ndarray, rng: np.random.Generator, size: int
+) -> np.ndarray:
+    """A static ``(size, size, 3)`` float background of one scene type (two colours)."""
     y, x = np.mgrid[0:size, 0:size] / max(size - 1, 1)
-    base = rng.uniform(40, 110, size=3)
-    if mode == 0:  # flat
-        img = np.broadcast_to(base, (size, size, 3)).copy()
-    elif mode == 1:  # gradient
-        g = (x * math.cos(rng.uniform(0, 6.28)) + y * math.sin(rng.uniform(0, 6.28)))[..., None]
-        img = base + 70 * (g - g.mean())
-    elif mode == 2:  # blotchy texture: upsampled coarse noise
-        coarse = rng.normal(0, 30, size=(8, 8, 3))
-        reps = -(-size // 8)
-        img = base + np.kron(coarse, np.ones((reps, reps, 1)))[:size, :size]
-    else:  # stripes
-        f = rng.uniform(3, 7)
-        img = base + 35 * np.sin(2 * math.pi * f * (x + 0.3 * y))[..., None]
-    return img
+    angle = rng.uniform(0, 2 * math.pi)
+    u = x * math.cos(angle) + y * math.sin(angle)
+    if kind == "flat":
+        w = np.zeros_like(x)
+    elif kind == "gradient":
+        w = u - u.min()
+        w = w / max(w.max(), 1e-9)
+    elif kind == "blotches":
+        coarse = rng.uniform(0, 1, size=(6, 6))
+        reps = -(-size // 6)
+        w = np.kron(coarse, np.ones((reps, reps)))[:size, :size]
+    elif kind == "stripes":
+        w = 0.5 + 0.5 * np.sin(2 * math.pi * rng.uniform(3, 6) * u)
+    elif kind == "checker":
+        n = rng.integers(3, 6)
+        w = ((np.floor(x * n) + np.floor(y * n)) % 2).astype(float)
+    elif kind == "rings":
+        cx, cy = rng.uniform(0.2, 0.8, 2)
+        w = 0.5 + 0.5 * np.cos(2 * math.pi * rng.uniform(3, 5) * np.hypot(x - cx, y - cy))
+    else:
+        raise ValueError(kind)
+    w = w[..., None]
+    return base * (1 - w) + accent * w
 
 
 class ToyDataset(Dataset):
-    """Motion-defined toy classes. See module docstring for the design."""
+    """UCF-like toy: class = motion + class-correlated context; UCF101-style groups."""
 
     name = "toy"
 
@@ -98,9 +94,19 @@ class ToyDataset(Dataset):
         distractors: int = 1,
         motion_scale: float = 3.0,
         object_scale: float = 2.0,
+        hue_spread: float = 40.0,
+        groups: int = 25,
+        test_groups: int = 7,
     ):
         if not 2 <= num_classes <= len(MOTIONS):
             raise ValueError(f"toy num_classes must be in 2..{len(MOTIONS)}, got {num_classes}")
+        if not 1 <= test_groups < groups:
+            raise ValueError(
+                f"toy needs 1 <= test_groups < groups (train and test use disjoint groups), "
+                f"got test_groups={test_groups}, groups={groups}"
+            )
+        if hue_spread < 0:
+            raise ValueError(f"toy hue_spread is a std in degrees, >= 0; got {hue_spread}")
         self.num_classes = num_classes
         self.class_names = list(MOTIONS[:num_classes])
         self.train_per_class = train_per_class
@@ -108,147 +114,90 @@ class ToyDataset(Dataset):
         self.seed = seed
         self.noise = noise
         self.distractors = distractors
-        # Difficulty knobs: speed of every motion and object size (1.0 = the session-1 toy).
-        # Defaults 3.0 / 2.0 were chosen so that RANDOM real subsets of 10 clips per class
-        # generalise well above chance (docs/toy.md has the probe table); no selector or
-        # synthesizer was looked at when choosing them.
         self.motion_scale = motion_scale
         self.object_scale = object_scale
+        self.hue_spread = hue_spread
+        self.groups = groups
+        self.test_groups = test_groups
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "dataset": self.name,
-            "num_classes": self.num_classes,
-            "train_per_class": self.train_per_class,
-            "test_per_class": self.test_per_class,
-            "seed": self.seed,
-            "noise": self.noise,
-            "distractors": self.distractors,
-            "motion_scale": self.motion_scale,
-            "object_scale": self.object_scale,
-        }
+        keys = (
+            "num_classes", "train_per_class", "test_per_class", "seed", "noise", "distractors",
+            "motion_scale", "object_scale", "hue_spread", "groups", "test_groups",
+        )  # fmt: skip
+        return {"dataset": self.name, **{k: getattr(self, k) for k in keys}}
+
+    def group_of(self, split: str, k: int) -> int:
+        """Group of the ``k``-th clip of a class in ``split``: test = groups ``0..test_groups-1``."""
+        if split == "test":
+            return k % self.test_groups
+        return self.test_groups + k % (self.groups - self.test_groups)
 
     def items(self) -> list[VideoItem]:
         items = []
         for split, per_class in (("train", self.train_per_class), ("test", self.test_per_class)):
             for c, name in enumerate(self.class_names):
                 for k in range(per_class):
-                    # Modes are balanced within each class and split.
-                    mode = k % NUM_MODES
-                    uid = f"toy/{split}/{name}/{k:05d}"
-                    items.append(VideoItem(uid, c, name, split, {"mode": mode, "index": k}))
+                    g = self.group_of(split, k)
+                    uid = f"toy/{split}/{name}/g{g + 1:02d}_c{k:03d}"
+                    meta = {"mode": g % NUM_MODES, "group": g + 1, "index": k}
+                    items.append(VideoItem(uid, c, name, split, meta))
         return items
 
-    def _rng(self, item: VideoItem) -> np.random.Generator:
-        split_id = 0 if item.split == "train" else 1
-        return np.random.default_rng([self.seed, split_id, item.label, item.meta["index"]])
+    # -- the context distribution -----------------------------------------------------
+    def _class_hues(self, c: int) -> tuple[float, float]:
+        """Object hue and scene tint of class ``c``: evenly spaced, tint a half-turn
+        shifted by a class-dependent offset, so classes differ in both."""
+        step = 360.0 / self.num_classes
+        return c * step, (180.0 + c * step * 3.0) % 360.0
+
+    def mode_params(self, c: int, m: int) -> dict[str, Any]:
+        """A class's visual mode: scene type, shape, speed and hues (overlapping classes)."""
+        rng = np.random.default_rng([self.seed, _MODE, c, m])
+        hue, tint = self._class_hues(c)
+        return {
+            "scene": SCENES[rng.integers(len(SCENES))],
+            "shape": SHAPES[rng.integers(len(SHAPES))],
+            "speed": rng.uniform(0.8, 1.3),
+            "hue": hue + self.hue_spread * rng.normal(),
+            "tint": tint + self.hue_spread * rng.normal(),
+        }
+
+    def group_params(self, c: int, g: int) -> dict[str, Any]:
+        """One group's actor and scene: fixed colours, size and background layout."""
+        mode = self.mode_params(c, g % NUM_MODES)
+        rng = np.random.default_rng([self.seed, _GROUP, c, g])
+        return {
+            **mode,
+            "colour": _rgb(mode["hue"] + rng.normal(0, 12), rng.uniform(0.55, 0.9),
+                           rng.uniform(0.75, 0.95)),
+            "base": _rgb(mode["tint"] + rng.normal(0, 12), rng.uniform(0.25, 0.55),
+                         rng.uniform(0.25, 0.45)),
+            "accent": _rgb(mode["tint"] + rng.normal(0, 30), rng.uniform(0.2, 0.5),
+                           rng.uniform(0.45, 0.65)),
+            "size": rng.uniform(0.9, 1.1),
+            "layout_seed": int(rng.integers(2**31)),
+        }  # fmt: skip
 
     def load(self, item: VideoItem, spec: ClipSpec) -> np.ndarray:
-        return render_clip(
-            self.class_names[item.label],
-            item.meta["mode"],
-            self._rng(item),
-            spec,
-            self.noise,
-            self.distractors,
-            self.motion_scale,
-            self.object_scale,
+        c, g = item.label, item.meta["group"] - 1
+        split_id = 0 if item.split == "train" else 1
+        group = self.group_params(c, g)
+        rng = np.random.default_rng([self.seed, _CLIP, split_id, c, item.meta["index"]])
+        T, S = spec.frames, spec.size
+        t = np.arange(T, dtype=np.float64) * spec.stride
+        bg = scene_image(
+            group["scene"], group["base"], group["accent"],
+            np.random.default_rng(group["layout_seed"]), S,
+        )  # fmt: skip
+        speed = group["speed"] * rng.uniform(0.85, 1.15) * self.motion_scale
+        cx, cy, th, s = trajectory(
+            self.class_names[c], rng, t, speed, S, self.object_scale * group["size"]
         )
-
-
-def _trajectory(
-    motion: str,
-    rng: np.random.Generator,
-    t: np.ndarray,
-    speed: float,
-    size: int,
-    object_scale: float = 1.0,
-):
-    """Per-frame centre (cx, cy), angle θ and scale s for a motion class."""
-    s0 = size * rng.uniform(0.11, 0.16) * object_scale
-    cx0, cy0 = rng.uniform(0, size, 2)
-    th0 = rng.uniform(0, 2 * math.pi)
-    step = speed * size / 64 * rng.uniform(2.2, 3.2)  # pixels per kept frame
-    omega = speed * rng.uniform(0.22, 0.32)  # radians per kept frame
-    zero = np.zeros_like(t)
-    cx, cy, th, s = cx0 + zero, cy0 + zero, th0 + zero, s0 + zero
-    T = len(t)
-    if motion == "slide-right":
-        cx = cx0 + step * t
-    elif motion == "slide-left":
-        cx = cx0 - step * t
-    elif motion == "slide-up":
-        cy = cy0 - step * t
-    elif motion == "slide-down":
-        cy = cy0 + step * t
-    elif motion == "rotate-cw":
-        th = th0 + omega * t
-    elif motion == "rotate-ccw":
-        th = th0 - omega * t
-    elif motion in ("zoom-in", "zoom-out"):
-        # Sizes overlap between the two classes: start size is drawn so both span ~[0.6, 1.6]·s0.
-        rate = 1.0 + 0.09 * speed
-        grow = rate ** (t - (T - 1) / 2)
-        s = s0 * (grow if motion == "zoom-in" else grow[::-1])
-    elif motion == "shake":
-        phase = rng.uniform(0, 2 * math.pi)
-        cx = cx0 + 1.6 * step * np.sin(math.pi * t / 1.5 + phase)
-    elif motion in ("orbit", "orbit-ccw"):
-        radius = size * rng.uniform(0.14, 0.22)
-        phase = rng.uniform(0, 2 * math.pi)
-        sign = 1.0 if motion == "orbit" else -1.0
-        cx = cx0 + radius * np.cos(phase + sign * omega * 1.6 * t)
-        cy = cy0 + radius * np.sin(phase + sign * omega * 1.6 * t)
-    elif motion == "pulse":
-        phase = rng.uniform(0, 2 * math.pi)
-        s = s0 * (1.0 + 0.35 * np.sin(math.pi * t / 2.0 + phase))
-    else:
-        raise ValueError(motion)
-    return cx, cy, th, s
-
-
-def render_clip(
-    motion: str,
-    mode: int,
-    rng: np.random.Generator,
-    spec: ClipSpec,
-    noise: float = 12.0,
-    distractors: int = 1,
-    motion_scale: float = 1.0,
-    object_scale: float = 1.0,
-) -> np.ndarray:
-    """Render one uint8 clip ``(T, S, S, 3)`` of ``motion`` in visual ``mode``."""
-    T, S = spec.frames, spec.size
-    t = np.arange(T, dtype=np.float64) * spec.stride
-    speed = _MODE_SPEED[mode] * rng.uniform(0.85, 1.15)
-    bg = _background(mode, rng, S)
-    colour = np.clip(_MODE_COLOURS[mode] + rng.normal(0, 18, 3), 0, 255)
-    cx, cy, th, s = _trajectory(motion, rng, t, speed * motion_scale, S, object_scale)
-
-    yy, xx = np.mgrid[0:S, 0:S].astype(np.float64) + 0.5
-    # Torus wrap: the displacement to the centre is taken modulo the frame size.
-    dx = (xx[None] - cx[:, None, None] + S / 2) % S - S / 2
-    dy = (yy[None] - cy[:, None, None] + S / 2) % S - S / 2
-    cos, sin = np.cos(th)[:, None, None], np.sin(th)[:, None, None]
-    u = (dx * cos + dy * sin) / s[:, None, None]
-    v = (-dx * sin + dy * cos) / s[:, None, None]
-    mask = _shape_mask(SHAPES[mode], u, v)
-
-    frames = np.broadcast_to(bg, (T, S, S, 3)).copy()
-    frames[mask] = colour
-
-    # Distractors: small discs on independent random walks, any colour.
-    for _ in range(distractors):
-        p = rng.uniform(0, S, 2)
-        vel = rng.normal(0, 1.5, 2) * S / 64
-        walk = p + vel * t[:, None] + np.cumsum(rng.normal(0, 0.8, (T, 2)), axis=0)
-        r = S * rng.uniform(0.03, 0.06)
-        ddx = (xx[None] - walk[:, 0, None, None] + S / 2) % S - S / 2
-        ddy = (yy[None] - walk[:, 1, None, None] + S / 2) % S - S / 2
-        frames[ddx * ddx + ddy * ddy <= r * r] = rng.uniform(40, 255, 3)
-
-    frames += rng.normal(0, noise, frames.shape)
-    return np.clip(frames, 0, 255).astype(np.uint8)
+        colour = np.clip(group["colour"] + rng.normal(0, 8, 3), 0, 255)
+        frames = np.broadcast_to(bg, (T, S, S, 3)).copy()
+        draw_object(frames, group["shape"], colour, cx, cy, th, s)
+        return add_nuisances(frames, rng, t, self.noise, self.distractors)
 
 
 register("dataset", "toy")(ToyDataset)

@@ -52,6 +52,11 @@ class Embedder:
         """What the embeddings file records about how it was made."""
         return {}
 
+    def file_metadata(self) -> dict[str, str]:
+        """Extra top-level metadata of the embeddings file (e.g. ``train_store``), so a
+        reader need not parse ``details`` for what identifies the embedding."""
+        return {}
+
 
 def create_embedder(name: str, store: ClipStore, **kwargs: Any) -> Embedder:
     return registry.get("embedder", name)(store, **kwargs)
@@ -104,6 +109,7 @@ def embed_store(
                     "store_count": str(len(store)),
                     "class_names": json.dumps(store.class_names),
                     "details": json.dumps(model.describe(), default=str),
+                    **model.file_metadata(),
                 }
                 writer = StreamingSafetensorsWriter(path, layout, meta)
                 writer.write_rows("indices", 0, idx.astype(np.int64))

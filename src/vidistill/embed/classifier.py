@@ -1,4 +1,4 @@
-"""``classifier``: penultimate features of an evaluator net trained on the real training split.
+"""``classifier``: penultimate features of an evaluator net trained on real training clips.
 
 On toy (and any data set without a pretrained video model) this is the in-domain
 embedder; the coreset baselines (Herding, K-Center) use exactly such features in the
@@ -6,18 +6,27 @@ literature, and MAE-Score needs the class probabilities it also writes (``probs`
 
 Recipe (stated): the evaluator's ``Recipe.preset(recipe)`` — default ``toy-quick``
 (quarter-width ConvNet3D, 30 epochs but at least 300 SGD steps, VDSD's SGD schedule) —
-trained with ``vidistill.evaluate.train_net`` on ALL clips of the store's training split,
-seed ``seed`` (``-o epochs=N`` / ``-o train_batch_size=B`` / ``-o min_steps=S`` override the
-preset: with 400 toy clips, batch 256 gives only 2 SGD steps per epoch; ``epochs`` alone
-is still raised to the preset's ``min_steps``, ``min_steps=0`` turns that off). Its weights are cached as safetensors at
-``STORE/embeddings/classifier-net.safetensors`` with the recipe, seed and split in the
-metadata, so the net is trained once and reused while those are unchanged. Features are
-taken in eval mode (no dropout): ``net.features(x)``, the pooled map averaged over time
-and space.
+trained with ``vidistill.evaluate.train_net`` on ALL clips of the training store's training
+split, seed ``seed`` (``-o epochs=N`` / ``-o train_batch_size=B`` / ``-o min_steps=S``
+override the preset: with 400 toy clips, batch 256 gives only 2 SGD steps per epoch;
+``epochs`` alone is still raised to the preset's ``min_steps``, ``min_steps=0`` turns that
+off).
+
+Which store trains the net: ``train_store`` (``--train-store REAL``), default the store
+being embedded. A generated pool has no labels worth learning from (its clips are what is
+judged), so it is embedded by a net trained on the REAL clips: same class names (checked)
+and clip spec. The weights are cached as safetensors in the TRAINING store,
+``TRAIN/embeddings/classifier-net.safetensors``, keyed (metadata ``key``) by recipe, seed,
+split and the training store's identity (resolved path + its prepare plan hash, else a hash
+of its store.json and manifest) — so one net serves the real set and every pool embedded
+with it, two training stores never share a file, and a net trained on another store (or an
+older version of this one) is never silently reused: it is retrained. Features are taken in
+eval mode (no dropout): ``net.features(x)``, the pooled map averaged over time and space.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -32,6 +41,36 @@ from vidistill.registry import register
 from vidistill.transforms import to_model_input
 
 NET_FILE = "classifier-net.safetensors"
+
+
+def store_identity(store: ClipStore) -> dict[str, str]:
+    """Resolved path + content id of a store: its prepare plan hash, else a hash of its
+    store.json and manifest (generated pools have no plan)."""
+    plan = store.info_json.get("plan")
+    if plan is None:
+        h = hashlib.sha256()
+        for name in ("store.json", "manifest.json"):
+            h.update((store.root / name).read_bytes())
+        plan = f"sha256:{h.hexdigest()}"
+    return {"path": str(store.root.resolve()), "id": str(plan)}
+
+
+def _training_store(store: ClipStore, train_store: str | Path | ClipStore | None) -> ClipStore:
+    """The store the net learns from, checked against the one it embeds."""
+    if train_store is None:
+        return store
+    real = train_store if isinstance(train_store, ClipStore) else ClipStore(train_store)
+    if real.class_names != store.class_names:
+        raise ValueError(
+            f"--train-store {real.root} has classes {real.class_names} but the embedded store "
+            f"{store.root} has {store.class_names}: the net's classes must be the pool's, in order"
+        )
+    if real.spec.shape != store.spec.shape:
+        raise ValueError(
+            f"--train-store {real.root} holds clips of shape {real.spec.shape} but "
+            f"{store.root} holds {store.spec.shape}: train the embedder at the pool's clip spec"
+        )
+    return real
 
 
 @register("embedder", "classifier")
@@ -50,6 +89,7 @@ class ClassifierEmbedder(Embedder):
         train_batch_size: int | None = None,
         min_steps: int | None = None,
         train_split: str = "train",
+        train_store: str | Path | ClipStore | None = None,
         **options: Any,
     ):
         super().__init__(store, weights, split, seed, device, **options)
@@ -59,7 +99,9 @@ class ClassifierEmbedder(Embedder):
             recipe, epochs=epochs, batch_size=train_batch_size, min_steps=min_steps
         )
         self.train_split = train_split
-        path = Path(weights) if weights is not None else store.root / "embeddings" / NET_FILE
+        self.train_store = _training_store(store, train_store)
+        default = self.train_store.root / "embeddings" / NET_FILE
+        path = Path(weights) if weights is not None else default
         if path.is_dir():
             path = path / NET_FILE
         self.net_path = path
@@ -67,8 +109,9 @@ class ClassifierEmbedder(Embedder):
             "recipe": self.recipe.to_dict(),
             "seed": seed,
             "train_split": train_split,
-            "store_count": len(store),
-            "num_classes": store.num_classes,
+            "train_store": store_identity(self.train_store),
+            "store_count": len(self.train_store),
+            "num_classes": self.train_store.num_classes,
         }
         self.net, self.cached = self._load(path, key, weights is not None), True
         if self.net is None:
@@ -110,7 +153,7 @@ class ClassifierEmbedder(Embedder):
     def _train(self, key: dict[str, Any]) -> torch.nn.Module:
         from vidistill.evaluate import TrainingSet, train_net
 
-        train_set = TrainingSet.from_store(self.store, split=self.train_split)
+        train_set = TrainingSet.from_store(self.train_store, split=self.train_split)
         net, stats = train_net(
             train_set,
             self.recipe,
@@ -141,7 +184,11 @@ class ClassifierEmbedder(Embedder):
             "recipe": self.recipe.to_dict(),
             "seed": self.seed,
             "train_split": self.train_split,
+            "train_store": store_identity(self.train_store),
             "net_weights": str(self.net_path),
             "cached": self.cached,
             "features": "net.features",
         }
+
+    def file_metadata(self) -> dict[str, str]:
+        return {"train_store": str(self.train_store.root.resolve())}

@@ -96,12 +96,23 @@ def selection_set(store: ClipStore, selection: dict[str, Any]) -> TrainingSet:
                 f"selection for class {name!r}: clips {bad[:5]} are not clips of that class in "
                 f"{store.root} (wrong store? pass the pool it indexes with 'store' / --train-store)"
             )
+        leaked = [i for i in items if store.splits[i] == "test"]
+        if leaked:
+            raise ValueError(
+                f"selection for class {name!r} names test-split clips {leaked[:5]} of "
+                f"{store.root}: training on the clips the evaluator tests on would inflate "
+                "every metric. Select from the training split (`vidistill select --split train`)"
+            )
         idx += items
     meta = {k: selection[k] for k in ("method", "vpc", "seed", "seconds") if k in selection}
     return TrainingSet.from_store(store, np.asarray(idx, np.int64), meta=meta)
 
 
 # -- the protocol ----------------------------------------------------------------------
+def _resolved(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=float)
     if np.isnan(a).all():
@@ -167,6 +178,7 @@ def evaluate(
     method: str = "custom",
     vpc: int | None = None,
     source: str | None = None,
+    pool: str | None = None,
     device: str | torch.device | None = None,
     test_split: str = "test",
     progress: bool = True,
@@ -174,7 +186,10 @@ def evaluate(
     """Train ``runs`` fresh nets (seeds ``seed, seed+1, ...``) and test each on the real test split.
 
     ``train_source`` is a :class:`TrainingSet` or a callable ``run_seed -> TrainingSet``
-    (a fresh draw per run, as for ``random``). Returns one result row (see module doc).
+    (a fresh draw per run, as for ``random``, or a selection / synthesis redone with the
+    run's seed — the paired protocol). ``pool`` names the store the clips are drawn from
+    (default: the training set's ``store``); a method row is paired with the ``random`` row
+    of the same pool (:mod:`vidistill.evaluate.paired`). Returns one result row.
     """
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
@@ -249,6 +264,8 @@ def evaluate(
         "preset": recipe.preset_name,
         "runs": runs,
         "seeds": seeds,
+        "pool": _resolved(pool or first.meta.get("pool") or first.meta.get("store")),
+        "per_run_source": callable(train_source),
     }
     row.update(summarise_runs(per_run))
     row["flops_per_clip"] = flops

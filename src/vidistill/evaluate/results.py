@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vidistill.atomic import write_json_atomic
+from vidistill.evaluate.paired import attach_ior, format_ior
 
 # A row is replaced only by a rerun of the same experiment: same training source, method,
 # VPC and the whole recipe (net, width, epochs, batch, min_steps, test views, ...), so a
@@ -45,6 +46,7 @@ def update_results(path: str | Path, rows: Sequence[dict[str, Any]]) -> list[dic
             else:
                 index[k] = len(merged)
                 merged.append(r)
+        attach_ior(merged)  # every method row against its pool's random row, paired by seed
         write_json_atomic(path, {"format": "vidistill-results/1", "rows": merged})
     return merged
 
@@ -62,7 +64,10 @@ def _epochs(row: dict[str, Any]) -> str:
 
 
 def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """One line per row: accuracies in %, mean ± std over runs, storage and cost beside VPC."""
+    """One line per row: accuracies in %, mean ± std over runs, storage and cost beside VPC.
+
+    IOR = the method's paired improvement over random from the same pool, in top-1 points:
+    mean [95 % t-interval] and its verdict (``vidistill.evaluate.paired``)."""
     head = [
         "dataset",
         "method",
@@ -72,6 +77,7 @@ def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         "runs",
         "epochs",
         "top-1 %",
+        "IOR (95 % CI)",
         "top-5 %",
         "AUC %",
         "F1 %",
@@ -94,6 +100,7 @@ def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             str(r.get("runs", "?")),
             _epochs(r),
             _pm(r.get("top1_mean"), r.get("top1_std")),
+            format_ior(r, digits=2),
             _pm(r.get("top5_mean"), r.get("top5_std")),
             _pm(r.get("auc_mean"), r.get("auc_std")),
             _pm(r.get("f1_mean"), r.get("f1_std")),

@@ -228,6 +228,12 @@ def select_store(
     from vidistill.embed.store import EmbeddingFile, embeddings_path
 
     store = store if isinstance(store, ClipStore) else ClipStore(store)
+    if split != "train" and (store.splits == "test").any():
+        raise ValueError(
+            f"refusing to select from split {split or 'all'!r} of {store.root}: it holds a "
+            "test split, and a selection that includes test clips would be evaluated on the "
+            "clips it trained on. Use --split train (a generated pool has no test split)"
+        )
     fn = registry.get("selector", method)
     needs = getattr(fn, "needs", ("embeddings",))
     budget = int(memory_budget_mb) << 20
