@@ -69,6 +69,7 @@ def calibrate(
     vpcs: list[int],
     preset: str,
     out: Path,
+    store_dir: Path | None = None,
 ) -> dict[str, Any]:
     record: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
     record.update({"dataset": dataset, "knobs": knobs, "preset": preset})
@@ -76,7 +77,9 @@ def calibrate(
     ds = registry.get("dataset", dataset)(**knobs)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        store = prepare(ds, tmp, spec=ClipSpec(frames=8, size=64), workers=1, progress=False)
+        store = prepare(
+            ds, store_dir or tmp, spec=ClipSpec(frames=8, size=64), workers=1, progress=False
+        )
         record["prepare_seconds"] = round(time.perf_counter() - t0, 1)
         # name → (evaluator method, VPC, training source, runs); single frame is special
         parts: dict[str, tuple[str, int | None, Any, int]] = {
@@ -92,8 +95,10 @@ def calibrate(
                 test = single_frame(TrainingSet.from_store(store, split="test"))
                 row = _evaluate_frames(single_frame(full_real(store)), test, store, recipe, n)
             else:
-                # The store is temporary: name the pool by dataset and variant instead.
-                where = out.stem
+                # A kept store is the pool later commands pair with (`vidistill evaluate
+                # --out` the same results.json reuses these random rows); a temporary one is
+                # named by dataset and variant.
+                where = str(store_dir) if store_dir else out.stem
                 row = evaluate(make(), store, recipe, runs=n, seed=0, method=method, vpc=vpc,
                                source=where, pool=where, progress=False)  # fmt: skip
                 update_results(out.with_suffix(".results.json"), [row])
@@ -158,12 +163,15 @@ def main() -> None:
     ap.add_argument("--vpcs", type=int, nargs="+", default=[1, 5])
     ap.add_argument("--preset", default="toy-quick")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--store", type=Path, help="keep the prepared store here (default: temporary)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     knobs = parse_key_values(args.variant)
     tag = "_".join(f"{k}={v}" for k, v in sorted(knobs.items())) or "defaults"
     out = args.results / f"{args.dataset}__{tag}.json"
-    rec = calibrate(args.dataset, knobs, args.runs, args.full_runs, args.vpcs, args.preset, out)
+    rec = calibrate(
+        args.dataset, knobs, args.runs, args.full_runs, args.vpcs, args.preset, out, args.store
+    )
     head = ["variant", "full-real %", "single frame % (of clip)"]
     head += [f"random VPC {v} % (g)" for v in args.vpcs]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))

@@ -94,7 +94,7 @@ class ToyDataset(Dataset):
         distractors: int = 1,
         motion_scale: float = 3.0,
         object_scale: float = 2.0,
-        hue_spread: float = 40.0,
+        hue_spread: float = 60.0,
         groups: int = 25,
         test_groups: int = 7,
     ):
