@@ -9,7 +9,7 @@ import click
 
 from vidistill import registry
 from vidistill.clipstore import ClipSpec, ClipStore
-from vidistill.commands.app import clean_errors, main
+from vidistill.commands.app import clean_errors, main, parse_key_values
 
 
 @main.command()
@@ -80,7 +80,9 @@ from vidistill.commands.app import clean_errors, main
     help="Videos shorter than T·stride frames: loop around or repeat the last frame.",
 )
 @click.option("--workers", type=int, default=None, help="Decode processes (default: all cores).")
-@click.option("--seed", type=int, default=0, show_default=True, help="toy: generation seed.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="toy, toy-motion: generation seed."
+)
 @click.option(
     "--classes", type=int, default=10, show_default=True, help="toy: number of motion classes."
 )
@@ -93,6 +95,14 @@ from vidistill.commands.app import clean_errors, main
 )
 @click.option(
     "--test-per-class", type=int, default=30, show_default=True, help="toy: test clips per class."
+)
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="toy / toy-motion knob, e.g. -o hue_spread=90 (docs/toy.md lists them).",
 )
 @clean_errors()
 def prepare(
@@ -113,12 +123,15 @@ def prepare(
     classes,
     train_per_class,
     test_per_class,
+    options,
 ):
     """Decode DATASET once into a memory-mapped ClipStore at --out (resumable).
 
     \b
     Examples:
       vidistill prepare toy --out stores/toy
+      vidistill prepare toy --out stores/toy-h90 -o hue_spread=90
+      vidistill prepare toy-motion --out stores/toy-motion
       vidistill prepare ucf101 --root data/UCF101 --out stores/ucf101 --split 1
       vidistill prepare miniucf --root data/UCF101 --out stores/miniucf
       vidistill prepare hmdb51 --root data/hmdb51 --variant vdsd --out stores/hmdb51
@@ -129,14 +142,25 @@ def prepare(
     from vidistill.prepare import prepare as run_prepare
 
     factory = registry.get("dataset", dataset)
-    if dataset == "toy":
-        ds = factory(
-            num_classes=classes,
-            train_per_class=train_per_class,
-            test_per_class=test_per_class,
-            seed=seed,
-        )
+    if getattr(factory, "procedural", False):  # toy, toy-motion: generated, no files
+        knobs = {
+            "num_classes": classes,
+            "train_per_class": train_per_class,
+            "test_per_class": test_per_class,
+            "seed": seed,
+            **parse_key_values(options),
+        }
+        accepted = inspect.signature(factory).parameters
+        unknown = sorted(set(knobs) - set(accepted))
+        if unknown:
+            raise click.UsageError(
+                f"{dataset} has no option {', '.join(unknown)}; its options: "
+                f"{', '.join(k for k in accepted if k != 'self')}"
+            )
+        ds = factory(**knobs)
     else:
+        if options:
+            raise click.UsageError(f"-o/--option applies to toy datasets only, not {dataset!r}")
         if root is None:
             raise click.UsageError(f"dataset {dataset!r} needs --root PATH (where its videos are)")
         # option → (adapter keyword, value); an option the adapter does not take is an error.

@@ -83,6 +83,7 @@ class ToyDataset(Dataset):
     """UCF-like toy: class = motion + class-correlated context; UCF101-style groups."""
 
     name = "toy"
+    procedural = True  # generated from a seed: `prepare` needs no --root
 
     def __init__(
         self,

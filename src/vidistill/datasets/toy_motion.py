@@ -91,6 +91,7 @@ class ToyMotionDataset(Dataset):
     """Motion-defined toy classes. See module docstring for the design."""
 
     name = "toy-motion"
+    procedural = True  # generated from a seed: `prepare` needs no --root
 
     def __init__(
         self,
