@@ -19,6 +19,12 @@ def main() -> None:
     evaluate and report, each usable alone, or all at once with `vidistill run CONFIG`."""
 
 
+def key_value_option(help: str) -> Any:
+    """The repeatable ``-o/--option KEY=VALUE`` flag of every command that passes options
+    through to a registered component (parsed by :func:`parse_key_values`)."""
+    return click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help=help)
+
+
 def parse_key_values(items: tuple[str, ...], example: str = "threshold=0.3") -> dict[str, Any]:
     """``-o key=value`` pairs of the method-option flags; values are JSON when they parse
     (numbers, true/false, null), else the raw string. Dashes in keys become underscores."""

@@ -9,7 +9,7 @@ import click
 
 from vidistill import registry
 from vidistill.clipstore import ClipSpec, ClipStore
-from vidistill.commands.app import clean_errors, main, parse_key_values
+from vidistill.commands.app import clean_errors, key_value_option, main, parse_key_values
 
 
 @main.command()
@@ -96,14 +96,7 @@ from vidistill.commands.app import clean_errors, main, parse_key_values
 @click.option(
     "--test-per-class", type=int, default=30, show_default=True, help="toy: test clips per class."
 )
-@click.option(
-    "-o",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="toy / toy-motion knob, e.g. -o hue_spread=90 (docs/toy.md lists them).",
-)
+@key_value_option("toy / toy-motion knob, e.g. -o hue_spread=90 (docs/toy.md lists them).")
 @clean_errors()
 def prepare(
     dataset,

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from vidistill import registry
-from vidistill.commands.app import clean_errors, main, parse_key_values
+from vidistill.commands.app import clean_errors, key_value_option, main, parse_key_values
 
 FIXED_NOTE = (
     "note: {what} is fixed, not redone per run seed, so every paired difference carries the "
@@ -202,14 +202,7 @@ def ior_summary(row: dict[str, Any], out: str) -> str:
     "--vpc. Each run's selection is saved under <out stem>_selections/.",
 )
 @click.option("--embedder", help="Embeddings --select uses (from `vidistill embed`).")
-@click.option(
-    "-o",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Option of the --select method, e.g. -o threshold=0.5 (tac-dt).",
-)
+@key_value_option("Option of the --select method, e.g. -o threshold=0.5 (tac-dt).")
 @click.option(
     "--selection",
     type=click.Path(exists=True, dir_okay=False),

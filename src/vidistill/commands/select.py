@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vidistill import registry
-from vidistill.commands.app import clean_errors, main, parse_key_values
+from vidistill.commands.app import clean_errors, key_value_option, main, parse_key_values
 
 
 def _split(value: str) -> str | None:
@@ -48,14 +48,7 @@ def _train_store_option(embedder: str, train_store: str | None) -> dict[str, str
     help="classifier: the store of REAL clips whose training split trains the net (default: "
     "STORE itself). Use it to embed a generated pool; the net is cached in that store.",
 )
-@click.option(
-    "-o",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Embedder option, e.g. -o recipe=toy-quick -o epochs=20 (classifier).",
-)
+@key_value_option("Embedder option, e.g. -o recipe=toy-quick -o epochs=20 (classifier).")
 def embed(store, embedder, weights, split, batch_size, seed, device, train_store, options):
     """One vector per clip of STORE → STORE/embeddings/<embedder>.safetensors."""
     from vidistill.embed import embed_store
@@ -94,14 +87,7 @@ def embed(store, embedder, weights, split, batch_size, seed, device, train_store
     show_default=True,
     help="Above this, embeddings are streamed in blocks (IncrementalPCA, Birch.partial_fit).",
 )
-@click.option(
-    "-o",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Method option, e.g. -o threshold=0.5 -o pca_dim=16 (tac-dt).",
-)
+@key_value_option("Method option, e.g. -o threshold=0.5 -o pca_dim=16 (tac-dt).")
 def select(store, method, vpc, out, embedder, seed, split, memory_budget_mb, options):
     """Pick VPC clips per class of STORE's pool with a registered METHOD → JSON for `evaluate`."""
     from vidistill.select import select_store

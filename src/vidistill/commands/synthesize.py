@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vidistill import registry
-from vidistill.commands.app import main, parse_key_values
+from vidistill.commands.app import key_value_option, main, parse_key_values
 
 
 @main.command()
@@ -36,13 +36,8 @@ from vidistill.commands.app import main, parse_key_values
     help="Channel multiplier of the random matching ConvNet3D (default 1).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "-o",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Method option, repeatable, e.g. -o ablation=t4-b -o alpha1=0.05 (see docs/synthesis.md).",
+@key_value_option(
+    "Method option, repeatable, e.g. -o ablation=t4-b -o alpha1=0.05 (see docs/synthesis.md)."
 )
 @click.option(
     "--checkpoint-every",
