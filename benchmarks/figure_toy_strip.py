@@ -2,7 +2,7 @@
 
     python benchmarks/figure_toy_strip.py
 
-→ docs/img/toy_strip.png (UCF-like ``toy``: the row label names the clip's group and mode),
+→ docs/img/toy_strip.png (UCF-like ``toy``; the rows cycle through the modes),
 docs/img/toy_motion_strip.png (``toy-motion``) and docs/img/toy_rotate_cw.gif.
 """
 
@@ -24,11 +24,7 @@ def strip(dataset, path: Path) -> list[int]:
         store = prepare(dataset, tmp, workers=1, progress=False)
         # One clip per class, cycling through the visual modes.
         idx = [int(store.indices("train", c)[c % 4]) for c in range(store.num_classes)]
-        labels = []
-        for i in idx:
-            meta = store.records[i]["meta"]
-            group = f" g{meta['group']:02d}" if "group" in meta else ""
-            labels.append(f"{store.class_names[store.labels[i]]}{group} m{meta['mode']}")
+        labels = [store.class_names[store.labels[i]] for i in idx]
         frame_strip(store.clips(idx), path, scale=2, labels=labels)
         if path.name == "toy_strip.png":
             clip_gif(store.clips([idx[4]])[0], OUT / "toy_rotate_cw.gif")
