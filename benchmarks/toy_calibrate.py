@@ -81,12 +81,15 @@ def calibrate(
             ds, store_dir or tmp, spec=ClipSpec(frames=8, size=64), workers=1, progress=False
         )
         record["prepare_seconds"] = round(time.perf_counter() - t0, 1)
-        # name → (evaluator method, VPC, training source, runs); single frame is special
+        # name → (evaluator method, VPC, training source, runs), in the order they run (the
+        # last, costliest VPC after the single frame); single frame is special
         parts: dict[str, tuple[str, int | None, Any, int]] = {
             "full-real": ("full-real", None, lambda: full_real(store), full_runs),
+            **{f"random-vpc{v}": ("random", v, lambda v=v: partial(random_subset, store, v), runs)
+               for v in vpcs[:-1]},
             "single-frame": ("single-frame", None, None, full_runs),
             **{f"random-vpc{v}": ("random", v, lambda v=v: partial(random_subset, store, v), runs)
-               for v in vpcs},
+               for v in vpcs[-1:]},
         }  # fmt: skip
         for name, (method, vpc, make, n) in parts.items():
             if name in record and record[name]["runs"] >= n:
