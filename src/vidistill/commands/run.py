@@ -12,11 +12,18 @@ from vidistill.commands.app import clean_errors, main
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<name>)."
 )
-@click.option("--runs", type=int, help="Override evaluate.runs.")
+@click.option(
+    "--runs", type=int, help="Override evaluate.runs (paired runs; the protocol's default is 10)."
+)
 @clean_errors()
 def run(config, out, runs):
     """Run every stage of CONFIG (a YAML file or a shipped preset name: toy-quick, toy-demo,
-    miniucf, hmdb51, k400, ssv2). Finished stages are skipped; a killed run resumes."""
+    miniucf, hmdb51, k400, ssv2). Finished stages are skipped; a killed run resumes.
+
+    Paired protocol: evaluation run s re-selects / re-synthesises with seed s and shares
+    evaluator seed s with random drawn from the same pool; every method row reports its
+    improvement over random (IOR: mean paired top-1 difference with its 95 % t-interval,
+    "no difference" when the interval contains 0)."""
     from vidistill.pipeline import load_config, run_pipeline
 
     cfg = load_config(config)
