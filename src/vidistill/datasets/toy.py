@@ -35,8 +35,14 @@ from typing import Any
 import numpy as np
 
 from vidistill.clipstore import ClipSpec
-from vidistill.datasets.base import Dataset, VideoItem
-from vidistill.datasets.toy_motion import MOTIONS, SHAPES, add_nuisances, draw_object, trajectory
+from vidistill.datasets.base import VideoItem
+from vidistill.datasets.toy_motion import (
+    SHAPES,
+    ProceduralToy,
+    add_nuisances,
+    draw_object,
+    trajectory,
+)
 from vidistill.registry import register
 
 NUM_MODES = 4
@@ -79,11 +85,11 @@ def scene_image(
     return base * (1 - w) + accent * w
 
 
-class ToyDataset(Dataset):
+class ToyDataset(ProceduralToy):
     """UCF-like toy: class = motion + class-correlated context; UCF101-style groups."""
 
     name = "toy"
-    procedural = True  # generated from a seed: `prepare` needs no --root
+    KNOBS = (*ProceduralToy.KNOBS, "hue_spread", "groups", "test_groups")
 
     def __init__(
         self,
@@ -99,8 +105,8 @@ class ToyDataset(Dataset):
         groups: int = 25,
         test_groups: int = 7,
     ):
-        if not 2 <= num_classes <= len(MOTIONS):
-            raise ValueError(f"toy num_classes must be in 2..{len(MOTIONS)}, got {num_classes}")
+        super().__init__(num_classes, train_per_class, test_per_class, seed, noise,
+                         distractors, motion_scale, object_scale)  # fmt: skip
         if not 1 <= test_groups < groups:
             raise ValueError(
                 f"toy needs 1 <= test_groups < groups (train and test use disjoint groups), "
@@ -108,25 +114,9 @@ class ToyDataset(Dataset):
             )
         if hue_spread < 0:
             raise ValueError(f"toy hue_spread is a std in degrees, >= 0; got {hue_spread}")
-        self.num_classes = num_classes
-        self.class_names = list(MOTIONS[:num_classes])
-        self.train_per_class = train_per_class
-        self.test_per_class = test_per_class
-        self.seed = seed
-        self.noise = noise
-        self.distractors = distractors
-        self.motion_scale = motion_scale
-        self.object_scale = object_scale
         self.hue_spread = hue_spread
         self.groups = groups
         self.test_groups = test_groups
-
-    def describe(self) -> dict[str, Any]:
-        keys = (
-            "num_classes", "train_per_class", "test_per_class", "seed", "noise", "distractors",
-            "motion_scale", "object_scale", "hue_spread", "groups", "test_groups",
-        )  # fmt: skip
-        return {"dataset": self.name, **{k: getattr(self, k) for k in keys}}
 
     def group_of(self, split: str, k: int) -> int:
         """Group of the ``k``-th clip of a class in ``split``: test = groups ``0..test_groups-1``."""

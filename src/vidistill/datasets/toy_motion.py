@@ -87,11 +87,16 @@ def _background(mode: int, rng: np.random.Generator, size: int) -> np.ndarray:
     return img
 
 
-class ToyMotionDataset(Dataset):
-    """Motion-defined toy classes. See module docstring for the design."""
+class ProceduralToy(Dataset):
+    """What both toys share: generated from a seed (``prepare`` needs no --root), motion
+    classes, clip counts, nuisances and the two difficulty knobs; ``describe`` records every
+    knob (``KNOBS``) so a store says exactly which toy made it."""
 
-    name = "toy-motion"
-    procedural = True  # generated from a seed: `prepare` needs no --root
+    procedural = True
+    KNOBS: tuple[str, ...] = (
+        "num_classes", "train_per_class", "test_per_class", "seed", "noise", "distractors",
+        "motion_scale", "object_scale",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -105,7 +110,9 @@ class ToyMotionDataset(Dataset):
         object_scale: float = 2.0,
     ):
         if not 2 <= num_classes <= len(MOTIONS):
-            raise ValueError(f"toy num_classes must be in 2..{len(MOTIONS)}, got {num_classes}")
+            raise ValueError(
+                f"{self.name} num_classes must be in 2..{len(MOTIONS)}, got {num_classes}"
+            )
         self.num_classes = num_classes
         self.class_names = list(MOTIONS[:num_classes])
         self.train_per_class = train_per_class
@@ -115,23 +122,19 @@ class ToyMotionDataset(Dataset):
         self.distractors = distractors
         # Difficulty knobs: speed of every motion and object size (1.0 = the session-1 toy).
         # Defaults 3.0 / 2.0 were chosen so that RANDOM real subsets of 10 clips per class
-        # generalise well above chance (docs/toy.md has the probe table); no selector or
+        # generalise well above chance (docs/toy.md has the history); no selector or
         # synthesizer was looked at when choosing them.
         self.motion_scale = motion_scale
         self.object_scale = object_scale
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "dataset": self.name,
-            "num_classes": self.num_classes,
-            "train_per_class": self.train_per_class,
-            "test_per_class": self.test_per_class,
-            "seed": self.seed,
-            "noise": self.noise,
-            "distractors": self.distractors,
-            "motion_scale": self.motion_scale,
-            "object_scale": self.object_scale,
-        }
+        return {"dataset": self.name, **{k: getattr(self, k) for k in self.KNOBS}}
+
+
+class ToyMotionDataset(ProceduralToy):
+    """Motion-defined toy classes. See module docstring for the design."""
+
+    name = "toy-motion"
 
     def items(self) -> list[VideoItem]:
         items = []
