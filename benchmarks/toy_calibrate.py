@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from vidistill import registry
 from vidistill.atomic import write_json_atomic
@@ -168,7 +167,6 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--store", type=Path, help="keep the prepared store here (default: temporary)")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     knobs = parse_key_values(args.variant)
     tag = "_".join(f"{k}={v}" for k, v in sorted(knobs.items())) or "defaults"
     out = args.results / f"{args.dataset}__{tag}.json"
