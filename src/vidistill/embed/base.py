@@ -2,7 +2,9 @@
 
 An embedder is a registered class built as ``cls(store, weights=..., split=..., seed=...,
 device=..., **options)``; its :meth:`Embedder.embed` maps a uint8 batch ``(n,T,H,W,3)``
-to ``{"embeddings": (n, D)}`` and, if it has a classifier head, ``"probs": (n, C)``.
+to ``{"embeddings": (n, D)}`` and, if it has a classifier head, ``"probs": (n, C)`` and
+``"logits": (n, C)`` (MAE-Score ranks by log-probabilities from the logits: probabilities
+saturate at 1.0 in float32, which would leave the ranking to store order).
 Construction may do one-off work (load weights, train a net) — per-batch work must not.
 """
 
@@ -100,8 +102,9 @@ def embed_store(
                     "indices": (np.int64, (len(idx),)),
                     "labels": (np.int64, (len(idx),)),
                 }
-                if "probs" in result:
-                    layout["probs"] = (np.float32, (len(idx), result["probs"].shape[1]))
+                for key in ("probs", "logits"):
+                    if key in result:
+                        layout[key] = (np.float32, (len(idx), result[key].shape[1]))
                 meta = {
                     "embedder": embedder,
                     "split": "all" if split is None else split,
@@ -114,7 +117,7 @@ def embed_store(
                 writer = StreamingSafetensorsWriter(path, layout, meta)
                 writer.write_rows("indices", 0, idx.astype(np.int64))
                 writer.write_rows("labels", 0, store.labels[idx].astype(np.int64))
-            for key in ("embeddings", "probs"):
+            for key in ("embeddings", "probs", "logits"):
                 if key in result:
                     writer.write_rows(key, start, result[key])
             bar.update(len(chunk))

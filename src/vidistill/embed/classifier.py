@@ -176,8 +176,12 @@ class ClassifierEmbedder(Embedder):
     def embed(self, clips: np.ndarray) -> dict[str, np.ndarray]:
         x = to_model_input(torch.from_numpy(np.ascontiguousarray(clips)).to(self.device))
         feats = self.net.features(x)
-        probs = torch.softmax(self.net(x), dim=1)
-        return {"embeddings": feats.float().cpu().numpy(), "probs": probs.float().cpu().numpy()}
+        logits = self.net(x).float()
+        return {
+            "embeddings": feats.float().cpu().numpy(),
+            "probs": torch.softmax(logits, dim=1).cpu().numpy(),
+            "logits": logits.cpu().numpy(),
+        }
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -7,6 +7,7 @@
 * ``labels``     int64   ``(n,)``   — the class of each row (copied so selection never
   needs the manifest to group rows),
 * ``probs``      float32 ``(n, C)`` — optional class probabilities (``classifier``),
+* ``logits``     float32 ``(n, C)`` — optional class logits (``classifier``; unsaturated),
 
 plus metadata (embedder, split, options). The file is written *streaming*: the
 safetensors header is laid out first (all shapes are known once the first batch is
@@ -118,10 +119,15 @@ class EmbeddingFile:
         self._emb = self._fh.get_slice("embeddings")
         self.n, self.dim = (int(s) for s in self._emb.get_shape())
         self._probs = self._fh.get_slice("probs") if "probs" in keys else None
+        self._logits = self._fh.get_slice("logits") if "logits" in keys else None
 
     @property
     def has_probs(self) -> bool:
         return self._probs is not None
+
+    @property
+    def has_logits(self) -> bool:
+        return self._logits is not None
 
     @property
     def embedder(self) -> str:
@@ -136,8 +142,13 @@ class EmbeddingFile:
             raise ValueError(f"{self.path} has no class probabilities (embedder {self.embedder!r})")
         return np.asarray(self._probs[start:stop], dtype=np.float32)
 
+    def logit_rows(self, start: int, stop: int) -> np.ndarray:
+        if self._logits is None:
+            raise ValueError(f"{self.path} has no class logits (embedder {self.embedder!r})")
+        return np.asarray(self._logits[start:stop], dtype=np.float32)
+
     def iter_rows(
-        self, positions: np.ndarray, chunk_rows: int, probs: bool = False
+        self, positions: np.ndarray, chunk_rows: int, probs: bool = False, logits: bool = False
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(k, block)``: rows ``positions[k:k+len(block)]`` (positions ascending).
 
@@ -145,7 +156,7 @@ class EmbeddingFile:
         (and at most ``MAX_WINDOW_ROWS``) file rows, so memory stays bounded even when a
         class's rows are interleaved with other classes'.
         """
-        read = self.prob_rows if probs else self.rows
+        read = self.logit_rows if logits else self.prob_rows if probs else self.rows
         positions = np.asarray(positions, dtype=np.int64)
         window = max(1, min(chunk_rows, MAX_WINDOW_ROWS))
         k = 0

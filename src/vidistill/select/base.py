@@ -28,7 +28,9 @@ DEFAULT_BUDGET_MB = 1024
 class ClassData:
     """One class of a pool: ``n`` clips, their embeddings ``(n, D)`` and optional scores.
 
-    ``scores`` are the clip's probability for its OWN class (MAE-Score), when known.
+    ``scores`` (MAE-Score) rank the clips by the classifier's confidence in their OWN
+    class, higher = more confident: the own-class log-probability (from the stored
+    logits, in float64, so confident clips stay distinct), or a probability.
     """
 
     def __init__(
@@ -138,6 +140,27 @@ def selector(
         return registry.register("selector", name)(fn)
 
     return deco
+
+
+def own_class_log_probs(reader: Any, positions: np.ndarray, label: int) -> np.ndarray:
+    """``log p(label | clip)`` of the rows at ``positions``, float64.
+
+    From the logits when the file has them (``log_softmax`` in float64: a float32 softmax
+    saturates at 1.0 for confident clips, which would leave their ranking to store order);
+    from the stored probabilities otherwise (older files; saturated clips then tie).
+    """
+    use_logits = reader.has_logits
+    out = []
+    for _, block in reader.iter_rows(positions, 1 << 16, probs=not use_logits, logits=use_logits):
+        b = block.astype(np.float64)
+        if use_logits:
+            top = b.max(1, keepdims=True)
+            lse = top[:, 0] + np.log(np.exp(b - top).sum(1))
+            out.append(b[:, label] - lse)
+        else:
+            with np.errstate(divide="ignore"):
+                out.append(np.log(b[:, label]))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def check_vpc(data: ClassData, vpc: int) -> None:
@@ -264,11 +287,7 @@ def select_store(
         idx = store.indices(split, label) if split is not None else store.indices(None, label)
         if reader is not None:
             positions = np.searchsorted(reader.indices, idx)
-            scores = None
-            if "scores" in needs:
-                scores = np.concatenate(
-                    [b[:, label] for _, b in reader.iter_rows(positions, 1 << 16, probs=True)]
-                )
+            scores = own_class_log_probs(reader, positions, label) if "scores" in needs else None
             data = ClassData(
                 name,
                 label,
