@@ -29,8 +29,8 @@ class ClassData:
     """One class of a pool: ``n`` clips, their embeddings ``(n, D)`` and optional scores.
 
     ``scores`` (MAE-Score) rank the clips by the classifier's confidence in their OWN
-    class, higher = more confident: the own-class log-probability (from the stored
-    logits, in float64, so confident clips stay distinct), or a probability.
+    class, higher = more confident: the own-class log-odds (from the stored logits, so
+    confident clips stay distinct), or any monotone score such as a probability.
     """
 
     def __init__(
@@ -142,24 +142,29 @@ def selector(
     return deco
 
 
-def own_class_log_probs(reader: Any, positions: np.ndarray, label: int) -> np.ndarray:
-    """``log p(label | clip)`` of the rows at ``positions``, float64.
+def own_class_log_odds(reader: Any, positions: np.ndarray, label: int) -> np.ndarray:
+    """``log p(label | clip) − log(1 − p(label | clip))`` of the rows at ``positions``, float64.
 
-    From the logits when the file has them (``log_softmax`` in float64: a float32 softmax
-    saturates at 1.0 for confident clips, which would leave their ranking to store order);
-    from the stored probabilities otherwise (older files; saturated clips then tie).
+    From the logits when the file has them (``z_c − logsumexp_{j≠c} z_j``: monotone in p but
+    unbounded — a float32 softmax, and even a float64 log-softmax, saturate for confident
+    clips, which would leave their ranking to store order); from the stored probabilities
+    otherwise (older files; clips saturated at p = 1 then tie).
     """
     use_logits = reader.has_logits
     out = []
     for _, block in reader.iter_rows(positions, 1 << 16, probs=not use_logits, logits=use_logits):
         b = block.astype(np.float64)
         if use_logits:
-            top = b.max(1, keepdims=True)
-            lse = top[:, 0] + np.log(np.exp(b - top).sum(1))
+            others = np.delete(b, label, axis=1)
+            if others.shape[1] == 0:
+                out.append(np.zeros(len(b)))
+                continue
+            top = others.max(1, keepdims=True)
+            lse = top[:, 0] + np.log(np.exp(others - top).sum(1))
             out.append(b[:, label] - lse)
         else:
             with np.errstate(divide="ignore"):
-                out.append(np.log(b[:, label]))
+                out.append(np.log(b[:, label]) - np.log1p(-b[:, label]))
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -287,7 +292,7 @@ def select_store(
         idx = store.indices(split, label) if split is not None else store.indices(None, label)
         if reader is not None:
             positions = np.searchsorted(reader.indices, idx)
-            scores = own_class_log_probs(reader, positions, label) if "scores" in needs else None
+            scores = own_class_log_odds(reader, positions, label) if "scores" in needs else None
             data = ClassData(
                 name,
                 label,

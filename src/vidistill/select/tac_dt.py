@@ -19,9 +19,18 @@ BIRCH's parameters unstated; our choices:
 * ``whiten`` (default off, as in the paper): scale the PCA components to unit variance
   before BIRCH. Off, the clusters follow the embedding's highest-variance directions,
   which need not be the factors that matter (see docs/selection.md, toy diagnosis).
-* Representative: cluster centre = mean of its clips in PCA space; clusters are
-  visited largest first and each takes its nearest clip not already taken (distinct
-  by construction; with duplicates or fewer clusters than VPC we keep cycling).
+* ``standardize`` (default off, as in the paper): z-score every embedding dimension
+  across the class's clips before PCA — TAC-SUM's ``Scaler`` (scikit-learn
+  ``StandardScaler``) step, for embeddings whose dimensions have unequal scales.
+* Representative: as TAC-SUM (the member of a segment nearest the segment mean), the
+  clip of a cluster *among its own members* nearest the cluster's mean in PCA space.
+  Clusters are visited largest first; with fewer clusters than VPC (duplicates) we
+  cycle, each cluster giving its next-nearest own member.
+* No temporal smoothing: TAC-SUM smooths cluster labels along a video's time axis
+  (majority vote in a window) because neighbouring frames should share a segment. A
+  pool of clips has no time order — the store order is arbitrary — so there is nothing
+  to smooth along, and smoothing over store order would only inject that arbitrary
+  order into the clusters.
 """
 
 from __future__ import annotations
@@ -41,8 +50,15 @@ BRANCHING = 50
 MAX_SUBCLUSTERS = 2000
 
 
-def _reduce(data: ClassData, dim: int, seed: int, whiten: bool = False) -> np.ndarray:
+def _reduce(
+    data: ClassData, dim: int, seed: int, whiten: bool = False, standardize: bool = False
+) -> np.ndarray:
     """PCA-reduced class matrix ``(n, dim)`` (small: kept in memory even for huge pools)."""
+    if standardize:  # TAC-SUM's StandardScaler; needs the class at once (two passes)
+        x = data.load()
+        sd = x.std(0)
+        x = (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
+        data = ClassData.from_array(x, data.name, data.label)
     if data.fits_in_memory:
         x = data.load()
         solver = "full" if min(x.shape) <= 512 else "randomized"
@@ -99,9 +115,10 @@ def select_tac_dt(
     branching_factor: int = BRANCHING,
     max_subclusters: int = MAX_SUBCLUSTERS,
     whiten: bool = False,
+    standardize: bool = False,
 ) -> np.ndarray:
     dim = int(max(1, min(int(pca_dim), data.n, data.dim or 1)))
-    z = _reduce(data, dim, seed, bool(whiten))
+    z = _reduce(data, dim, seed, bool(whiten), bool(standardize))
     stream = not data.fits_in_memory
     chunk = data.chunk_rows
     t = _auto_threshold(z, seed) if threshold == "auto" else float(threshold)
@@ -123,31 +140,28 @@ def select_tac_dt(
     # predict = chunked distances to every leaf; cap sklearn's scratch at a quarter budget
     with config_context(working_memory=max(16, data.budget_bytes // (4 << 20))):
         labels = birch.predict(z)
+    return representatives(z, labels, vpc, class_rng(seed, data.label))
+
+
+def representatives(
+    z: np.ndarray, labels: np.ndarray, vpc: int, rng: np.random.Generator
+) -> np.ndarray:
+    """VPC distinct clips: per cluster (largest first, cycling) its next own member nearest
+    the cluster mean. ``rng`` only fills up if the clusters cannot (never when n >= VPC)."""
     zt = torch.from_numpy(z)
-    clusters = [c for c in np.unique(labels)]
-    sizes = np.array([(labels == c).sum() for c in clusters])
-    order = [clusters[i] for i in np.argsort(-sizes, kind="stable")]
-    ranked = []  # per cluster: clips by distance to its centre
-    for c in order:
-        centre = zt[torch.from_numpy(labels == c)].mean(0, keepdim=True)
-        ranked.append(torch.cdist(zt, centre)[:, 0].numpy().argsort(kind="stable"))
+    clusters, sizes = np.unique(labels, return_counts=True)
+    ranked = []  # per cluster: its OWN members by distance to its mean
+    for c in clusters[np.argsort(-sizes, kind="stable")]:
+        members = np.flatnonzero(labels == c)
+        zc = zt[torch.from_numpy(members)]
+        dist = torch.cdist(zc, zc.mean(0, keepdim=True))[:, 0].numpy()
+        ranked.append(members[dist.argsort(kind="stable")].tolist())
     chosen: list[int] = []
-    taken = np.zeros(data.n, bool)
-    ptr = [0] * len(ranked)
-    while len(chosen) < vpc:
-        progressed = False
-        for k, r in enumerate(ranked):
-            if len(chosen) == vpc:
-                break
-            while ptr[k] < len(r) and taken[r[ptr[k]]]:
-                ptr[k] += 1
-            if ptr[k] < len(r):
-                chosen.append(int(r[ptr[k]]))
-                taken[r[ptr[k]]] = True
-                progressed = True
-        if not progressed:  # cannot happen when n >= vpc; guard against an endless loop
-            rest = np.flatnonzero(~taken)
-            chosen += (
-                class_rng(seed, data.label).choice(rest, vpc - len(chosen), replace=False).tolist()
-            )
+    for rank in range(max(map(len, ranked), default=0)):
+        chosen += [r[rank] for r in ranked if rank < len(r)][: vpc - len(chosen)]
+        if len(chosen) == vpc:
+            break
+    if len(chosen) < vpc:  # labels cover fewer than VPC clips (defensive)
+        rest = np.setdiff1d(np.arange(len(z)), chosen)
+        chosen += rng.choice(rest, vpc - len(chosen), replace=False).tolist()
     return np.array(chosen)

@@ -4,36 +4,66 @@ One model is trained on all classes (Algorithm 1: for E_s epochs, for each class
 class's whole pool V̂_c of VAE latents is ONE input), then each class keeps the VPC clips
 with the highest probability (line 13, ``argsort(p_c)[:VPC]``). On one screen:
 
-    x: (N_c, C, T, h, w)  latents of one class (``latent`` embedder rows, un-flattened)
-    U-Net, 2 levels, "4D" blocks = Conv3d over (T, h, w) of each clip
-                                  + Conv1d along the N_c clips at every voxel
-    f = mean over (T, h, w) of the last decoder block   (N_c, F)  penultimate features
-    p = softmax(Linear(F → classes)(f))                 (N_c, classes)
-    S_c = top-VPC clips by p[:, c]
-    L = CE(p, c) + λ_d · L_div(f_S) + λ_r · L_rep(f, f_S)
+    x: (N_c, C, T, h, w)   latents of one class (``latent`` embedder rows, un-flattened)
+    U-Net, 2 levels, Conv3d blocks over each clip's (T, h, w) → f = mean over (T, h, w)
+    logits = Linear(F → classes)(f)                                    class evidence (CE)
+    g = Linear([f, self-attention across ALL N_c clips of f])          class context
+    s_i = log-odds of p_c(clip i) + g_i,  p_i = σ(s_i)                 selection probability
+    L = CE(logits, c) − mean_e (R(S_e) − b_c) · log P(S_e)             (REINFORCE)
+    S_e ~ Gumbel-top-VPC(s)  (e = 1..episodes),  P = Plackett–Luce probability of S_e
+    R(S) = λ_d · (1 − L_div(S)) + λ_r · exp(−mean_t min_{i∈S} d(x_t, x_i))
+    select: top-VPC clips by p (= by s)
 
 Choices where the paper is vague (each written down because the paper is silent):
 
-* **What p is.** The paper says the model "outputs both the probabilities p_c and the
-  feature embeddings f_c from its penultimate layer" and trains with a cross-entropy
-  "class-dependent objective"; Table 6 reports a *CE-only* VST-UNet that still selects.
-  The one reading where all of this holds: p is the class posterior of each clip and a
-  clip's selection score is p of its own class. So CE-only VST-UNet is a learned,
-  context-aware confidence ranking; L_div and L_rep then reshape the features (and so
-  p) through the selected clips.
-* **Gradients of L_div / L_rep.** S_c is a hard top-k (no gradient to p); the two losses
-  are differentiable in the features f of the clips, which is where they act.
-* **L_rep's sign.** Eq. 2 writes ``exp(−mean_t min_{i∈S} ‖x_t − x_i‖)`` — DR-DSN's
-  representativeness *reward*; minimising it as printed would push the selection away
-  from the class, against the text ("minimizing the distance between the selected
-  videos and all other videos"). We minimise ``1 − exp(−mean_t min_i d_MSE(f_t, f_i))``.
-* **L_div** is Eq. 1 as printed: mean pairwise cosine similarity within S_c (0 when
-  VPC = 1, where the paper sets λ_d = 0).
+* **What p is.** The model "outputs both the probabilities p_c and the feature
+  embeddings f_c from its penultimate layer", is trained with a cross-entropy
+  "class-dependent objective", and Table 6 has a CE-only VST-UNet that still selects.
+  We read p as DR-DSN's per-item *selection* probability whose logit starts from the
+  clip's own-class evidence: p_i = σ(log-odds of the class posterior + g_i). With g = 0
+  (its init, and what CE-only training leaves) ranking by p is ranking by the class
+  posterior — the CE-only row is a confidence ranker, as Table 6 needs.
+* **How L_div and L_rep reach the selection.** The paper calls them "reward-based losses,
+  inspired by reinforcement learning" after DR-DSN (Zhou et al., AAAI'18), where the
+  diversity and representativeness *rewards* of a sampled selection reach the selection
+  probabilities by a policy gradient. A hard top-k has no gradient, so acting on the
+  features alone (our previous reading) could never change which clips are picked. We
+  sample ``episodes`` (4) sets S_e of VPC clips by Gumbel-top-k on the own-class
+  log-odds s (exactly Plackett–Luce sampling ∝ exp(s) without replacement), and minimise
+  ``−(R − b)·log P(S_e)`` with the exact Plackett–Luce log-probability of the sampled
+  order; b_c is a per-class moving average of R (momentum 0.9, DR-DSN's baseline). The
+  CE term keeps p a class posterior; the reward term moves probability mass, within
+  the class, toward sets that are diverse and representative.
+* **Why log-odds, not log p.** CE drives every p_c to 1, where log p_c saturates at 0
+  and its gradient (1 − p_c) vanishes: measured, the policy then cannot move (all
+  scores −3e-5 after 300 epochs, the rewards ignored). The log-odds rank clips exactly as
+  p does (Algorithm 1's top-VPC by p is unchanged) but stay unbounded.
+* **Rewards are computed on the inputs, detached** (DR-DSN computes them on its fixed
+  frame features): rewards on the learned features could be gamed by shrinking them.
+  Per class, the flattened inputs are centred on the class mean (so a shared offset
+  does not make every cosine ≈ 1) and scaled so the mean pairwise MSE is 1 (so
+  ``exp(−d)`` sits in its sensitive range whatever the embedder's scale; the ranking
+  of sets is unchanged). L_div = Eq. 1, mean pairwise cosine similarity within S;
+  d = MSE (the paper's "mean square error"); R_rep = Eq. 2 as printed, which is
+  DR-DSN's representativeness reward (a reward, so no sign flip is needed).
+* **Class-wide context, independent of clip order.** The paper treats "all videos in a
+  class as a single structured input". A pool has no order, so mixing along an axis of
+  clips (our earlier kernel-3 Conv1d, where a clip saw about six others) is wrong: the
+  clip vectors pass one multi-head self-attention across ALL clips of the class (no
+  positions), so the model is permutation-equivariant. The context feeds the selection
+  term g only, not the class head: every training input is one class, so a class head
+  that saw a class-wide summary could read the label off the summary and stop looking at
+  the clip (measured: with the context in the U-Net blocks, CE-only picked clips that
+  carry the other class's pattern).
 * **λ** from §4.1: VPC 1 → λ_r = 0.1, λ_d = 0; VPC ≥ 5 → λ_r = 1, λ_d = 0.1 (VPC 2–4,
-  not in the paper, use the VPC ≥ 5 setting). Override with ``lambda_div`` / ``lambda_rep``.
-* **Not stated, chosen**: E_s = ``epochs`` 20, Adam lr 1e-3, base width 16, GroupNorm +
-  SiLU. A pool has no order among clips, so the clip axis (the Conv1d's) is shuffled
-  every step and p is averaged over ``views`` = 4 random orders at selection time.
+  not in the paper, use the VPC ≥ 5 setting). ``losses`` reproduces Table 6:
+  ``ce`` (λ_d = λ_r = 0: a CE-trained confidence ranker), ``ce+div``, ``ce+rep``, ``all``
+  (default); ``lambda_div`` / ``lambda_rep`` override the values.
+* **Not stated, chosen**: E_s = ``epochs`` 100 (one step per class per epoch), Adam lr
+  1e-3, base width 16, GroupNorm + SiLU, 4 attention heads; ``baseline_kind`` "greedy"
+  (default: b = R of the current top-VPC set, the self-critical baseline of Rennie et al.
+  2017 — the paper's "subset with the highest probabilities chosen in each epoch" used in
+  the loss) or "average" (DR-DSN's moving average).
 * **Input**: rows of the ``latent`` embedder (shape from its ``latent_shape``, or the
   ``latent_shape`` option). Any other (n, D) embedding is treated as latents of shape
   (D, 1, 1, 1), so the method also runs on VideoMAE/classifier vectors (the 3D convs
@@ -52,41 +82,52 @@ from tqdm.auto import tqdm
 
 from vidistill.select.base import ClassData, selector
 
+LOSSES = ("ce", "ce+div", "ce+rep", "all")
 
-class Block4D(nn.Module):
-    """A factorised 4D convolution: Conv3d over each clip's (T, h, w), then a residual
-    Conv1d along the clip axis at every (t, y, x) — the (2+1)D trick one dimension up."""
+
+class Block3D(nn.Module):
+    """Conv3d over one clip's (T, h, w) + GroupNorm + SiLU; the clips are the batch."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.conv3d = nn.Conv3d(cin, cout, 3, padding=1)
         self.norm = nn.GroupNorm(min(8, cout), cout)
-        self.across = nn.Conv1d(cout, cout, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, T, h, w)
-        x = F.silu(self.norm(self.conv3d(x)))
-        n, c, t, h, w = x.shape
-        seq = x.permute(2, 3, 4, 1, 0).reshape(t * h * w, c, n)  # every voxel: a sequence of clips
-        mix = self.across(seq).reshape(t, h, w, c, n).permute(4, 3, 0, 1, 2)
-        return x + mix
+        return F.silu(self.norm(self.conv3d(x)))
 
 
 class VSTUNet(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, width: int = 16):
-        super().__init__()
-        self.enc1 = Block4D(in_channels, width)
-        self.enc2 = Block4D(width, 2 * width)
-        self.dec1 = Block4D(3 * width, width)
-        self.head = nn.Linear(width, num_classes)
+    """Per-clip spatio-temporal U-Net → clip vectors f; class head on f (CE); self-attention
+    across the class's clips → a selection term g added to the own-class log-odds."""
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(N, C, T, h, w)`` → (features ``(N, F)``, class logits ``(N, classes)``)."""
+    def __init__(self, in_channels: int, num_classes: int, width: int = 16, heads: int = 4):
+        super().__init__()
+        self.enc1 = Block3D(in_channels, width)
+        self.enc2 = Block3D(width, 2 * width)
+        self.dec1 = Block3D(3 * width, 2 * width)
+        self.head = nn.Linear(2 * width, num_classes)
+        self.attn_norm = nn.LayerNorm(2 * width)
+        self.attn = nn.MultiheadAttention(2 * width, heads, batch_first=True)
+        self.select = nn.Linear(4 * width, 1)
+        nn.init.zeros_(self.select.weight)  # g = 0 at init: CE-only ranks by class evidence
+        nn.init.zeros_(self.select.bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(N, C, T, h, w)`` → (features ``(N, F)``, logits ``(N, classes)``, g ``(N,)``)."""
         e1 = self.enc1(x)
         pool = (1, 2, 2) if x.shape[-1] >= 2 else (1, 1, 1)
         e2 = self.enc2(F.avg_pool3d(e1, pool))
         up = F.interpolate(e2, size=e1.shape[2:], mode="nearest")
         f = self.dec1(torch.cat([e1, up], dim=1)).mean(dim=(2, 3, 4))
-        return f, self.head(f)
+        h = self.attn_norm(f)[None]  # the class's clips as one unordered sequence
+        ctx = self.attn(h, h, h, need_weights=False)[0][0]
+        return f, self.head(f), self.select(torch.cat([f, ctx], dim=1))[:, 0]
+
+    def selection_score(self, x: torch.Tensor, label: int) -> torch.Tensor:
+        """s = own-class log-odds + g: the logit of p, each clip's selection probability."""
+        _, logits, g = self(x)
+        return own_class_log_odds(logits, label) + g
 
 
 def diversity_loss(f_sel: torch.Tensor) -> torch.Tensor:
@@ -99,10 +140,61 @@ def diversity_loss(f_sel: torch.Tensor) -> torch.Tensor:
     return (sim.sum() - sim.diagonal().sum()) / (k * (k - 1))
 
 
-def representativeness_loss(f_all: torch.Tensor, f_sel: torch.Tensor) -> torch.Tensor:
-    """Eq. 2 turned into a loss: 1 − exp(−mean_t min_{i∈S} MSE(f_t, f_i))."""
-    d = (f_all[:, None, :] - f_sel[None, :, :]).pow(2).mean(dim=2)  # (N, k)
-    return 1 - torch.exp(-d.min(dim=1).values.mean())
+def representativeness_reward(d_to_sel: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: ``exp(−mean_t min_{i∈S} d(x_t, x_i))`` from the distances ``(..., N, k)``."""
+    return torch.exp(-d_to_sel.min(dim=-1).values.mean(dim=-1))
+
+
+class ClassRewards:
+    """The detached rewards of selections within one class, from its inputs ``(N, D)``."""
+
+    def __init__(self, x: torch.Tensor):
+        x = x.reshape(len(x), -1).double()
+        x = x - x.mean(0)
+        d = torch.cdist(x, x).square() / x.shape[1]  # pairwise MSE
+        n = len(x)
+        scale = d.sum() / max(1, n * (n - 1))
+        self.d = (d / scale if scale > 0 else d).float()
+        z = F.normalize(x, dim=1)
+        self.cos = (z @ z.T).float()
+
+    def __call__(self, sel: torch.Tensor, lambda_div: float, lambda_rep: float) -> torch.Tensor:
+        """Rewards of ``sel`` ``(episodes, k)`` → ``(episodes,)``."""
+        k = sel.shape[1]
+        reward = torch.zeros(len(sel))
+        if lambda_div and k > 1:
+            sim = self.cos[sel[:, :, None], sel[:, None, :]]  # (E, k, k)
+            l_div = (sim.sum((1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(1)) / (k * (k - 1))
+            reward += lambda_div * (1 - l_div)
+        if lambda_rep:
+            reward += lambda_rep * representativeness_reward(self.d[:, sel].permute(1, 0, 2))
+        return reward
+
+
+def gumbel_top_k(scores: torch.Tensor, k: int, episodes: int, gen: torch.Generator) -> torch.Tensor:
+    """``episodes`` ordered samples of k distinct positions ∝ softmax(scores), no replacement."""
+    u = torch.rand(episodes, len(scores), generator=gen).clamp_(1e-12, 1 - 1e-12)
+    return (scores[None] - torch.log(-torch.log(u))).topk(k, dim=1).indices
+
+
+def plackett_luce_log_prob(scores: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+    """``log P(sel)`` ``(episodes,)`` of ordered draws ``sel`` ``(episodes, k)`` without
+    replacement from softmax(scores): Σ_j [s_{i_j} − logsumexp(s over the not-yet-drawn)]."""
+    s = scores[None].expand(len(sel), -1)
+    chosen = s.gather(1, sel)  # (E, k)
+    # logsumexp over the remaining after each draw: all, minus the already drawn
+    total = torch.logsumexp(s, dim=1, keepdim=True)
+    drawn = torch.logcumsumexp(chosen, dim=1)
+    before = torch.cat([torch.full_like(drawn[:, :1], float("-inf")), drawn[:, :-1]], dim=1)
+    rest = total + torch.log1p(-torch.exp(before - total).clamp(max=1 - 1e-7))
+    return (chosen - rest).sum(1)
+
+
+def own_class_log_odds(logits: torch.Tensor, label: int) -> torch.Tensor:
+    """``log p_c − log(1 − p_c)`` per clip: monotone in p_c (so top-k by it = top-k by p) but
+    unbounded, with gradient 1 in the own logit where ``log p_c`` saturates at 0."""
+    others = torch.cat([logits[:, :label], logits[:, label + 1 :]], dim=1)
+    return logits[:, label] - torch.logsumexp(others, dim=1)
 
 
 def _latents(data: ClassData, shape: tuple[int, ...]) -> torch.Tensor:
@@ -121,65 +213,95 @@ def _shape(data: ClassData, latent_shape: Any) -> tuple[int, int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def _lambdas(vpc: int, lambda_div: float | None, lambda_rep: float | None) -> tuple[float, float]:
+def lambdas(
+    vpc: int, losses: str = "all", lambda_div: float | None = None, lambda_rep: float | None = None
+) -> tuple[float, float]:
+    """(λ_d, λ_r): §4.1's values per VPC, overridden, then switched off per Table 6's row."""
+    if losses not in LOSSES:
+        raise ValueError(f"vst-unet: losses must be one of {', '.join(LOSSES)}, got {losses!r}")
     paper_div, paper_rep = (0.0, 0.1) if vpc == 1 else (0.1, 1.0)  # §4.1
     div = paper_div if lambda_div is None else float(lambda_div)
     rep = paper_rep if lambda_rep is None else float(lambda_rep)
-    return div, rep
+    return (
+        div if losses in ("ce+div", "all") else 0.0,
+        rep if losses in ("ce+rep", "all") else 0.0,
+    )
 
 
 def fit_vst_unet(
     classes: list[ClassData],
     vpc: int,
     seed: int = 0,
-    epochs: int = 20,
+    epochs: int = 100,
     lr: float = 1e-3,
     width: int = 16,
+    losses: str = "all",
     lambda_div: float | None = None,
     lambda_rep: float | None = None,
     latent_shape: Any = None,
-    views: int = 4,
+    episodes: int = 4,
+    baseline_kind: str = "greedy",
 ) -> dict[str, Any]:
     """Algorithm 1, lines 1–10: one VST-UNet trained class by class for ``epochs``."""
     shape = _shape(classes[0], latent_shape)
-    ld, lrep = _lambdas(vpc, lambda_div, lambda_rep)
+    ld, lrep = lambdas(vpc, losses, lambda_div, lambda_rep)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = VSTUNet(shape[0], max(d.label for d in classes) + 1, width)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
+    inputs = [_latents(d, shape) for d in classes]
+    rewards = [ClassRewards(x) if (ld or lrep) else None for x in inputs]
+    if baseline_kind not in ("greedy", "average"):
+        raise ValueError(
+            f"vst-unet: baseline_kind must be greedy or average, not {baseline_kind!r}"
+        )
+    baseline: list[float | None] = [None] * len(classes)  # DR-DSN's moving average per class
+    history: list[float] = []
+    reward_history: list[float] = []
     bar = tqdm(range(epochs), desc="vst-unet fit", unit="epoch", disable=None, leave=False)
     for _ in bar:
-        total = 0.0
-        for data in classes:
-            x = _latents(data, shape)
-            x = x[torch.randperm(len(x), generator=gen)]  # the clip axis has no order
-            f, logits = model(x)
-            target = torch.full((len(x),), data.label, dtype=torch.long)
-            sel = logits.softmax(1)[:, data.label].detach().topk(vpc).indices
-            loss = F.cross_entropy(logits, target)
-            loss = loss + ld * diversity_loss(f[sel]) + lrep * representativeness_loss(f, f[sel])
+        total, total_r = 0.0, 0.0
+        for c, (data, x) in enumerate(zip(classes, inputs, strict=True)):
+            _, logits, g = model(x)
+            loss = F.cross_entropy(logits, torch.full((len(x),), data.label, dtype=torch.long))
+            reward_fn = rewards[c]
+            if reward_fn is not None and vpc < len(x):
+                score = own_class_log_odds(logits, data.label) + g
+                sel = gumbel_top_k(score.detach(), vpc, episodes, gen)
+                r = reward_fn(sel, ld, lrep)
+                greedy = float(reward_fn(score.detach().topk(vpc).indices[None], ld, lrep)[0])
+                average = baseline[c] if baseline[c] is not None else float(r.mean())
+                b = greedy if baseline_kind == "greedy" else average
+                loss = loss - ((r - b) * plackett_luce_log_prob(score, sel)).mean()
+                baseline[c] = 0.9 * average + 0.1 * float(r.mean())
+                total_r += float(greedy)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss.detach())
         history.append(total / len(classes))
+        reward_history.append(total_r / len(classes))
         bar.set_postfix(loss=f"{history[-1]:.4f}")
-    return {"model": model.eval(), "shape": shape, "views": views, "seed": seed, "loss": history}
+    return {
+        "model": model.eval(),
+        "shape": shape,
+        "seed": seed,
+        "loss": history,
+        "reward": reward_history,
+        "lambdas": {"div": ld, "rep": lrep},
+    }
 
 
 @selector("vst-unet", fit=fit_vst_unet)
 def vst_unet(
     data: ClassData, vpc: int, seed: int = 0, fitted: dict[str, Any] | None = None, **_: Any
 ) -> np.ndarray:
-    """Algorithm 1, lines 11–13: top-VPC clips by p of the class, averaged over clip orders."""
+    """Algorithm 1, lines 11–13: the top-VPC clips by p of the class (ties: lower index)."""
     assert fitted is not None  # run_selector fits on this class alone when not given
-    x = _latents(data, fitted["shape"])
-    gen = torch.Generator().manual_seed(fitted["seed"] * 1000 + data.label)
-    p = torch.zeros(len(x))
     with torch.no_grad():
-        for _ in range(fitted["views"]):
-            perm = torch.randperm(len(x), generator=gen)
-            _, logits = fitted["model"](x[perm])
-            p[perm] += logits.softmax(1)[:, data.label]
-    return np.argsort(-p.numpy(), kind="stable")[:vpc]
+        score = (
+            fitted["model"]
+            .double()
+            .selection_score(_latents(data, fitted["shape"]).double(), data.label)
+        )
+    return np.argsort(-score.numpy(), kind="stable")[:vpc]
