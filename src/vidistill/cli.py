@@ -1,6 +1,7 @@
 """Console entry point: `vidistill --help`."""
 
 from vidistill.commands import (  # noqa: F401  (each module registers its commands on `main`)
+    convert,
     data,
     evaluate,
     generate,

@@ -33,7 +33,7 @@ def _train_store_option(embedder: str, train_store: str | None) -> dict[str, str
 @click.option(
     "--weights",
     type=click.Path(exists=True),
-    help="Local weights (videomae: a save_pretrained directory; classifier: net safetensors).",
+    help="Local weights (videomae: a save_pretrained directory or an official VideoMAE-v2 checkpoint; classifier: net safetensors).",
 )
 @click.option(
     "--split", default="train", show_default=True, help="Clips to embed ('all' = every clip)."
