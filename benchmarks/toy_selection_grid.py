@@ -4,8 +4,9 @@ pool, beside full-real and random, evaluated with ConvNet3D (preset toy-quick), 
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/toy_selection_grid.py [--dataset toy] [--out DIR]
     python benchmarks/toy_selection_grid.py --quick --work /tmp/x --out /tmp/x/out  # smoke test
 
-VST-UNet runs on VAE latents (the paper's input): embed them first
-(``vidistill embed STORE --embedder latent --weights GEN_RUN``) and add its rows with
+Every selector, VST-UNet included, reads the same ``--embedder`` (default ``classifier``):
+VST-UNet then treats each row as a (D, 1, 1, 1) latent. Its paper input, VAE latents, is
+a separate run: ``vidistill embed STORE --embedder latent --weights GEN_RUN`` and
 ``--embedder latent --plan vst-unet@1 vst-unet@5 vst-unet@10 --no-analysis``.
 
 Data: ``--dataset toy`` (default: the UCF-like toy, context correlated with the class) or
@@ -287,7 +288,7 @@ def main() -> None:
     # TAC-DT first (the paper's method, beside random), then the baselines: on 2 shared
     # cores a killed grid should have the comparison that matters most.
     methods = args.methods or sorted(
-        (m for m in registry.names("selector") if m not in ("random", "vst-unet")),
+        (m for m in registry.names("selector") if m != "random"),
         key=lambda m: (m != "tac-dt", m),
     )
     plan = make_plan(args, methods)
