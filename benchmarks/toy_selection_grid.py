@@ -54,6 +54,7 @@ from paired_grid import (
 from vidistill import registry
 from vidistill.atomic import write_json_atomic
 from vidistill.clipstore import ClipStore
+from vidistill.commands.app import parse_key_values
 from vidistill.evaluate import (
     Recipe,
     TrainingSet,
@@ -141,7 +142,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--embedder-epochs", type=int, help="classifier embedder: epochs (default: the preset's)"
     )
-    ap.add_argument("--plan", nargs="+", help="explicit rows in order: METHOD@VPC or full-real")
+    ap.add_argument(
+        "--plan",
+        nargs="+",
+        help="explicit rows in order: METHOD@VPC, METHOD:key=value,...@VPC (an option "
+        "variant, e.g. vst-unet:losses=ce@5 for Table 6), or full-real",
+    )
     ap.add_argument(
         "--analyse-only", action="store_true", help="embedding/coverage analysis, no training"
     )
@@ -177,14 +183,30 @@ def make_plan(args: argparse.Namespace, methods: list[str]) -> list[tuple[str, i
 def seed_selection(
     store: ClipStore, method: str, vpc: int, seed: int, embedder: str, out: Path
 ) -> dict:
-    """The method's selection with seed ``seed``, saved (and reused) under ``out``."""
-    path = out / "selections" / f"{method}_vpc{vpc}_seed{seed}.json"
+    """The method's selection with seed ``seed``, saved (and reused) under ``out``.
+
+    ``method`` may carry options, ``NAME:key=value,key=value`` (e.g. ``vst-unet:losses=ce``
+    for a Table-6 ablation row); the row is labelled with the whole string."""
+    name, options = split_method(method)
+    path = out / "selections" / f"{safe_name(method)}_vpc{vpc}_seed{seed}.json"
     if path.is_file():
         sel = json.loads(path.read_text())
         if sel.get("embedder") in (embedder, None) and sel.get("store") == str(store.root):
             return sel
     path.parent.mkdir(parents=True, exist_ok=True)
-    return select_store(store, method, vpc, seed=seed, embedder=embedder, progress=False, out=path)
+    return select_store(
+        store, name, vpc, seed=seed, embedder=embedder, progress=False, out=path, **options
+    )
+
+
+def split_method(method: str) -> tuple[str, dict]:
+    """``"vst-unet:losses=ce,epochs=50"`` → ``("vst-unet", {"losses": "ce", "epochs": 50})``."""
+    name, _, opts = method.partition(":")
+    return name, parse_key_values(tuple(o for o in opts.split(",") if o))
+
+
+def safe_name(method: str) -> str:
+    return method.replace(":", "__").replace("=", "-").replace(",", "_")
 
 
 def seed_source(
@@ -248,7 +270,7 @@ def run_row(
         return row
 
     key = {"recipe": recipe.to_dict(), "embedder": args.embedder, "store": pool}
-    cache = args.out / "runs" / f"{method}_vpc{vpc}"
+    cache = args.out / "runs" / f"{safe_name(method)}_vpc{vpc}"
     row = paired_row(cache, seeds, key, one_seed)
     row["mode_coverage"] = per_run_mean(row, "mode_coverage")
     if method not in ("random", "full-real"):
