@@ -22,11 +22,11 @@ the output), and why:
   segments of T frames to K·T frames, one kernel of length K with stride K) each output
   frame t is the blur of the whole segment t, so no segment's motion survives — with
   K = T, the paper's own K400/SSv2 setting (K = T = 8), it cannot be what was meant, and
-  on our motion-defined toy every such variant is at chance. The aligned fusor is the same
-  "convolution along time over the concatenated segments" with a constrained weight that
-  keeps time aligned: per video a learnable per-output-time softmax over the segments
-  ``A`` (M, T, K) and a short stride-1 temporal kernel ``h`` (length ``fusor_len`` = 3,
-  replicate padding), ``v[:, t] = Σ_k A[t,k] · Σ_j h[j] · D_k[:, t + j − J//2] + bias``.
+  on the motion-defined toy (now ``toy-motion``) every such variant was at chance. The
+  aligned fusor is the same "convolution along time over the concatenated segments" with
+  a constrained weight that keeps time aligned: per video a learnable per-output-time
+  softmax over the segments ``A`` (M, T, K) and a short stride-1 temporal kernel ``h``
+  (length ``fusor_len`` = 3, replicate padding), ``v[:, t] = Σ_k A[t,k] · Σ_j h[j] · D_k[:, t + j − J//2] + bias``.
   Segments keep length T (so φ embeds them and L_M(D), L_div are unchanged); every output
   frame t reads frame t (± J//2) of the segments, so a motion present in the segments
   survives at its own speed whatever A is (``tests/test_synthesize.py``). Init: A uniform
