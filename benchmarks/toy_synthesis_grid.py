@@ -21,7 +21,12 @@ with ``--runs-for idtd=5`` (plan keys as in ``--rows``); IOR then pairs the seed
 ran. Synthesis runs in a subprocess (``vidistill synthesize --seed s``, i.e.
 ``vidistill.synthesize.runner.synthesize(..., seed=s)``) so its wall time and peak RSS are
 its own. All synthesizers get the same ``--iterations``, matching-net width and
-real batch. The IDTD row "idtd +τ" is the paper's evaluation (its stochastic temporal
+real batch. ``dm+aug`` is DM with its clip-consistent Siamese augmentation in matching
+(``-o augment=clip``), beside plain ``dm`` (VDSD's DM). ``--standardize batch`` evaluates
+every row, Random included, with VDSD's per-batch standardisation (its own results folder).
+Opt-in rows (``--rows``): ``idtd-strided`` (the paper-literal stride-K fusor), ``idtd-printed``
+/ ``idtd-text`` / ``idtd-normalised`` (the other L_div forms), ``vdsd-all`` (all 4 pairs per
+slot every evaluator epoch). The IDTD row "idtd +τ" is the paper's evaluation (its stochastic temporal
 augmentation on at training time, §4.3) and is labelled as such; every other row has no
 augmentation. IDTD's main rows and its ablations start the Feature Pool from real clips
 (``--idtd-init real``, DM's init: at a CPU budget of ~10² iterations a noise-initialised
@@ -90,7 +95,8 @@ _REAL_MEANS: dict[tuple[int, int], object] = {}
 def heldout_matching(store: ClipStore, videos, labels, nets: int = 5, width: float = 0.25) -> float:
     """Σ_c ‖mean φ(real_c) − mean φ(set_c)‖² averaged over ``nets`` fresh random ConvNet3Ds
     that no synthesizer saw (seeds 10⁹ + i), over ALL real training clips of each class: does
-    a set match the real distribution better than a random real subset does?"""
+    a set match the real distribution better than a random real subset does? φ = ``embed``,
+    the synthesizers' matching embedding (grids before issue 15 used the pooled ``features``)."""
     import torch
 
     from vidistill.synthesize.common import fresh_net
@@ -102,9 +108,9 @@ def heldout_matching(store: ClipStore, videos, labels, nets: int = 5, width: flo
             for c in range(store.num_classes):
                 if (i, c) not in _REAL_MEANS:
                     idx = store.indices("train", c)
-                    feats = [net.features(store.tensor(chunk)) for chunk in np.array_split(idx, 4)]
+                    feats = [net.embed(store.tensor(chunk)) for chunk in np.array_split(idx, 4)]
                     _REAL_MEANS[i, c] = torch.cat(feats).mean(0)
-                syn = net.features(videos[labels == c].float())
+                syn = net.embed(videos[labels == c].float())
                 total += float((_REAL_MEANS[i, c] - syn.mean(0)).pow(2).sum())
     return total / nets
 
@@ -176,8 +182,15 @@ def parse_args() -> argparse.Namespace:
         "--rows",
         nargs="+",
         default=None,
-        help="subset: random herding dm idtd idtd+tau vdsd idtd-noise t3-a t3-b t3-c t4-a t4-b t4-c "
-        "(opt-in only: idtd-printed-sign idtd-bounded)",
+        help="subset: random herding dm dm+aug idtd idtd+tau vdsd idtd-noise t3-a t3-b t3-c t4-a "
+        "t4-b t4-c (opt-in only: " + " ".join(OPT_IN) + ")",
+    )
+    ap.add_argument(
+        "--standardize",
+        choices=("batch",),
+        default=None,
+        help="evaluate EVERY row (Random too, so IOR stays paired) with VDSD's per-batch "
+        "scalar standardisation (Recipe(standardize='batch')); default off",
     )
     ap.add_argument(
         "--embeddings-from",
@@ -214,7 +227,8 @@ def parse_args() -> argparse.Namespace:
         "1 embedder epoch (vdsd recipe)",
     )
     args = ap.parse_args()
-    args.out = args.out or ROOT / "results" / f"toy_synthesis_grid_paired_{args.dataset}"
+    std = f"_std{args.standardize}" if args.standardize else ""
+    args.out = args.out or ROOT / "results" / f"toy_synthesis_grid_paired_{args.dataset}{std}"
     args.out_json, args.out_md = args.out / "results.json", args.out / "results.md"
     args.runs_for = parse_runs_for(args.runs_for)
     return args
@@ -223,30 +237,44 @@ def parse_args() -> argparse.Namespace:
 def make_plan(args: argparse.Namespace) -> list[tuple[str, int]]:
     plan: list[tuple[str, int]] = []
     for vpc in args.vpcs:
-        plan += [(n, vpc) for n in ("random", "herding", "dm", "idtd", "idtd+tau", "vdsd")]
+        plan += [
+            (n, vpc) for n in ("random", "herding", "dm", "dm+aug", "idtd", "idtd+tau", "vdsd")
+        ]
     if 1 in args.vpcs:
         plan += [(a, 1) for a, _ in ABLATIONS_T3 + ABLATIONS_T4]
         plan += [("idtd-noise", 1)]  # the paper's init, at the grid's (short) budget
-    # Eq. 1 as PRINTED adds +α1·L_div (pulls segments together); our default follows the
-    # text (pushes them apart, div_sign=-1). Opt-in row to measure the ambiguity.
-    # A stated deviation (opt-in): L_div on unit-norm features (bounded), the text's sign.
+    # opt-in rows (named in --rows): the paper-literal fusor layout, the other L_div forms,
+    # VDSD's all-combinations evaluation
     wanted = set(args.rows or ())
-    for opt_in in ("idtd-printed-sign", "idtd-bounded"):
+    for opt_in in OPT_IN:
         plan += [(opt_in, vpc) for vpc in args.vpcs if opt_in in wanted]
     return plan
+
+
+# opt-in rows: key → (label suffix, options on top of the idtd / vdsd defaults)
+OPT_IN = {
+    "idtd-strided": ("literal stride-K fusor", {"fusor": "strided"}),
+    "idtd-printed": ("printed +L_div", {"div": "printed"}),
+    "idtd-text": ("text −L_div, unbounded", {"div": "text"}),
+    "idtd-normalised": ("−L_div on unit-norm φ", {"div": "normalised"}),
+    "vdsd-all": ("all 4 pairs per slot each epoch", {"eval_pairs": "all"}),
+}
 
 
 def row_labels(args: argparse.Namespace) -> dict[str, str]:
     labels = dict(ABLATIONS_T3 + ABLATIONS_T4)
     labels.update(
         {
+            "dm+aug": "dm (clip-consistent DSA in matching)",
             "idtd": f"idtd (init {args.idtd_init})",
             "idtd+tau": f"idtd+τ (init {args.idtd_init})",
             "idtd-noise": "idtd (init noise, paper)",
-            "idtd-printed-sign": f"idtd (printed +L_div sign, init {args.idtd_init})",
-            "idtd-bounded": f"idtd (L_div on unit-norm φ — deviation, init {args.idtd_init})",
         }
     )
+    for key, (what, _) in OPT_IN.items():
+        method = key.split("-")[0]
+        init = f", init {args.idtd_init}" if method == "idtd" else ""
+        labels[key] = f"{method} ({what}{init})"
     return labels
 
 
@@ -254,14 +282,16 @@ def synth_job(key: str, idtd_init: str) -> tuple[str, str, dict]:
     """``(method, folder tag, options)`` of a synthetic row (idtd+τ reuses idtd's sets)."""
     if key in ("dm", "vdsd"):
         return key, key, {}
+    if key == "dm+aug":
+        return "dm", "dm_aug", {"augment": "clip"}
+    if key == "vdsd-all":
+        return "vdsd", "vdsd_all", dict(OPT_IN[key][1])
     if key in ("idtd", "idtd+tau", "idtd-noise"):
         init = "noise" if key == "idtd-noise" else idtd_init
         return "idtd", f"idtd_init{init}", {"init": init}
     opts: dict = {"init": idtd_init}
-    if key == "idtd-printed-sign":
-        opts["div_sign"] = 1
-    elif key == "idtd-bounded":
-        opts["div_features"] = "normalised"
+    if key in OPT_IN:
+        opts.update(OPT_IN[key][1])
     else:
         opts["ablation"] = key
     return "idtd", f"idtd_{key}_init{idtd_init}", opts
@@ -322,7 +352,7 @@ def main() -> None:
     store = prepare_store(args.work, args.dataset, dataset_options(args.toy_options, args.quick))
     store_dir = store.root
     synth_root = args.work / f"{store_dir.name}_synth"
-    recipe = Recipe.preset("toy-quick")
+    recipe = Recipe.preset("toy-quick", standardize=args.standardize)
     if args.quick:
         recipe = recipe.with_(epochs=1, min_steps=0)
     labels = row_labels(args)

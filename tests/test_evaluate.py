@@ -184,6 +184,15 @@ def test_augment_hook_and_multiview(store):
     a = evaluate(ts, store, r, runs=1, progress=False)
     b = evaluate(ts, store, r, runs=1, progress=False)
     assert a["per_run"][0]["top1"] == b["per_run"][0]["top1"] and a["test_views"] == 3
+    assert a["standardize"] is None and a["augment"] is None
+
+
+def test_standardize_is_named_in_rows(store):
+    """VDSD's per-batch standardisation is opt-in and every row says whether it was on."""
+    ts = TrainingSet.from_store(store, store.indices("train")[:8])
+    row = evaluate(ts, store, TINY.with_(epochs=1, standardize="batch"), runs=1, progress=False)
+    assert row["standardize"] == "batch" and row["recipe"]["standardize"] == "batch"
+    assert "std=batch" in format_markdown_table([row])
 
 
 def test_results_merge(tmp_path):

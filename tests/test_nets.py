@@ -28,6 +28,41 @@ def test_forward_features_and_too_small(name):
         create_net(name, num_classes=5, frames=8, size=16)
 
 
+@pytest.mark.parametrize("name", NETS)
+def test_embed_keeps_the_temporal_layout_and_differs_from_features(name):
+    """``embed`` (the synthesizers' matching embedding, VDSD's) is the body output flattened
+    before the final pooling: declared shape, not the pooled ``features``."""
+    torch.manual_seed(0)
+    net = create_net(name, num_classes=5, frames=8, size=64, width=0.125).eval()
+    x = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        emb, feats = net.embed(x), net.features(x)
+    assert emb.shape == (2, net.embed_dim)
+    assert net.embed_dim == int(torch.tensor(net.embed_shape).prod())
+    assert emb.shape != feats.shape or not torch.allclose(emb, feats)
+
+
+def test_convnet3d_embed_is_the_body_output_with_its_time_axis():
+    """At 8×64² the body ends at (C, 2, 1, 1): embed keeps both time positions, features
+    are the final AvgPool of that map averaged over them (so embed sees what features lose)."""
+    torch.manual_seed(0)
+    net = create_net("convnet3d", num_classes=5, frames=8, size=64, width=0.25).eval()
+    x = torch.randn(3, 3, 8, 64, 64)
+    with torch.no_grad():
+        body = net.body(x)
+        emb = net.embed(x)
+    assert net.embed_shape == tuple(body.shape[1:]) == (32, 2, 1, 1)
+    assert torch.equal(emb.view(3, *net.embed_shape), body)
+    assert torch.allclose(net.features(x), net.pool(body).mean(dim=(2, 3, 4)))
+    # two maps with the same time-average but different temporal order: features agree,
+    # embed does not
+    swapped = body.flip(2)
+    assert torch.allclose(net.pool(swapped).mean(dim=(2, 3, 4)), net.features(x), atol=1e-6)
+    assert not torch.allclose(swapped.flatten(1), emb)
+    big = create_net("convnet3d", num_classes=5, frames=16, size=112, width=0.125)
+    assert big.embed_shape[1:] == (4, 2, 2)  # 16×112²: 4 time positions
+
+
 def _shapes(net, x):
     out = []
     for layer in net.body:

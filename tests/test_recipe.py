@@ -120,3 +120,65 @@ def test_predict_averages_the_recipes_test_views():
     assert torch.allclose(multi, expected / 5, atol=1e-6)
     assert not torch.allclose(multi, single, atol=1e-3)
     assert torch.allclose(multi.sum(1), torch.ones(3))
+
+
+# -- VDSD's per-batch standardisation (opt-in) and one-member-per-group epochs -----------------
+def test_standardize_batch_in_training_and_testing(monkeypatch):
+    """``standardize="batch"``: every batch the net sees, in training and in predict, is
+    (x − x.mean()) / x.std() of that batch (VDSD's ``epoch()``); off by default."""
+    import vidistill.evaluate.train as train_mod
+
+    t, s = 8, 6
+    x = 3.0 + 2.0 * torch.randn(4, 3, t, s, s, generator=torch.Generator().manual_seed(0))
+    data = TrainingSet.from_tensors(x, torch.tensor([0, 1, 0, 1]), CLASSES)
+    models: list[_Recorder] = []
+
+    def fake_build(recipe, num_classes, frames, size):
+        models.append(_Recorder(frames, size))
+        return models[-1]
+
+    monkeypatch.setattr(train_mod, "build_net", fake_build)
+    for how in (None, "batch"):
+        models.clear()
+        recipe = Recipe(epochs=2, batch_size=4, standardize=how)
+        model, _ = train_net(data, recipe, seed=0)
+        n_train = len(model.seen)
+        predict(model, data, recipe, device="cpu")
+        assert len(model.seen) > n_train >= 2
+        for seen in model.seen:
+            if how == "batch":
+                assert abs(float(seen.mean())) < 1e-5 and abs(float(seen.std()) - 1) < 1e-5
+            else:
+                assert float(seen.mean()) > 2.5  # the raw batch
+    with pytest.raises(ValueError, match="standardize must be None"):
+        Recipe(standardize="clip")
+
+
+def test_grouped_set_trains_one_member_per_group_each_epoch(monkeypatch):
+    """A VDSD set (4 combinations per slot = one group): every epoch's batch holds exactly
+    one clip of each group, drawn anew each epoch; train accuracy is over all clips."""
+    import vidistill.evaluate.train as train_mod
+
+    t, s = 8, 6
+    n = 8
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1, 1).expand(n, 3, t, s, s).clone()
+    labels = torch.tensor([0] * 4 + [1] * 4)
+    groups = [0, 0, 1, 1, 2, 2, 3, 3]
+    data = TrainingSet(x, labels, CLASSES, "synthetic", groups=groups)
+    assert data.clips_per_epoch == 4
+    models: list[_Recorder] = []
+    monkeypatch.setattr(
+        train_mod, "build_net", lambda r, c, f, sz: models.append(_Recorder(f, sz)) or models[-1]
+    )
+    model, stats = train_net(data, Recipe(epochs=12, batch_size=8), seed=0)
+    train_batches = model.seen[:12]
+    picks = set()
+    for seen in train_batches:
+        ids = seen[:, 0, 0, 0, 0].long().tolist()
+        assert sorted(i // 2 for i in ids) == [0, 1, 2, 3]  # one per group
+        picks.add(tuple(sorted(ids)))
+    assert len(picks) > 1  # a different member per epoch
+    assert model.seen[12].shape[0] == n  # train accuracy: every clip
+    assert 0 <= stats.train_acc <= 1 and stats.clips_per_s > 0
+    with pytest.raises(ValueError, match="groups"):
+        TrainingSet(x, labels, CLASSES, "synthetic", groups=[0, 1])

@@ -4,7 +4,9 @@ Every run is seeded, so "resumed" and "silently started again" give the same byt
 tests therefore count the outer iterations each call runs (a spy on the method's ``step``)
 and require exactly the iterations after the last checkpoint, then the same videos and
 loss history as an uninterrupted run (which also needs the optimiser state restored: SGD
-momentum for DM, Adam moments for IDTD, both of VDSD's optimisers across its stage switch).
+momentum for DM, Adam moments for IDTD, both of VDSD's optimisers across its stage switch,
+and the per-step random draws — DM's augmentation, VDSD's (still, dynamic) pairs — redrawn
+identically).
 Tiny stores, a few seconds in all.
 """
 
@@ -27,9 +29,12 @@ FAST = {"net_width": 0.125, "real_batch": 3}
 ITERATIONS = 6
 OPTIONS = {
     "dm": {},
-    "idtd": {"k": 2},
+    "dm-aug": {"augment": "clip"},  # the augmentation's draws come from the step's generator
+    "idtd": {"k": 2},  # aligned fusor, hinge L_div
+    "idtd-strided": {"k": 2, "fusor": "strided", "div": "text"},
     # Adam for stage 2 so its moments matter; lr high enough that every step moves the set
     "vdsd": {"dynamic_optimizer": "adam", "lr_dynamic": 0.05, "lr_hal": 0.05},
+    "vdsd-sgd": {},  # VDSD's own: SGD momentum 0.95 at its published VPC-1 rates
 }
 
 
@@ -67,13 +72,13 @@ def _spy(monkeypatch: pytest.MonkeyPatch, method: str, calls: list[int], kill_at
     monkeypatch.setattr(cls, "step", step)
 
 
-def _run(store: ClipStore, method: str, out: Path):
+def _run(store: ClipStore, variant: str, out: Path):
     return synthesize(
         store,
-        method,
+        variant.split("-")[0],
         1,
         out,
-        options={**FAST, **OPTIONS[method], "iterations": ITERATIONS},
+        options={**FAST, **OPTIONS[variant], "iterations": ITERATIONS},
         seed=3,
         checkpoint_every=2,
         progress=False,
@@ -81,15 +86,16 @@ def _run(store: ClipStore, method: str, out: Path):
     )
 
 
-@pytest.mark.parametrize("method", ["dm", "idtd", "vdsd"])
+@pytest.mark.parametrize("variant", list(OPTIONS))
 def test_killed_synthesis_resumes_from_its_checkpoint_only(
-    tmp_path, stores, monkeypatch, method
+    tmp_path, stores, monkeypatch, variant
 ) -> None:
     store = stores[0]
+    method = variant.split("-")[0]
     calls: list[int] = []
     kills: set[int] = set()
     _spy(monkeypatch, method, calls, kills)
-    full = _run(store, method, tmp_path / "full")
+    full = _run(store, variant, tmp_path / "full")
     assert calls == list(range(ITERATIONS))
 
     # killed entering iteration 3 (checkpoint at 2 covers 0..1), then entering 5
@@ -100,10 +106,10 @@ def test_killed_synthesis_resumes_from_its_checkpoint_only(
     for _ in range(2):
         calls.clear()
         with pytest.raises(Killed):
-            _run(store, method, part)
+            _run(store, variant, part)
         per_call.append(list(calls))
     calls.clear()
-    resumed = _run(store, method, part)
+    resumed = _run(store, variant, part)
     per_call.append(list(calls))
     assert per_call == [[0, 1, 2], [2, 3, 4], [4, 5]], "a resume redid or skipped work"
 

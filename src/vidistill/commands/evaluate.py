@@ -258,6 +258,12 @@ def ior_summary(row: dict[str, Any], out: str) -> str:
 )
 @click.option("--augment", help="A registered training augmentation (off in the reference recipe).")
 @click.option(
+    "--standardize",
+    type=click.Choice(["batch"]),
+    help="VDSD's per-batch scalar standardisation (x − mean) / std of every train and test "
+    "batch (off in our reference recipe; named in the rows).",
+)
+@click.option(
     "--test-views",
     type=int,
     default=1,
@@ -298,6 +304,7 @@ def evaluate(
     min_steps,
     grad_clip,
     augment,
+    standardize,
     test_views,
     runs,
     seed,
@@ -336,6 +343,7 @@ def evaluate(
         min_steps=min_steps,
         grad_clip=grad_clip,
         augment=augment,
+        standardize=standardize,
         test_views=test_views,
         amp_bf16=amp or None,
     )

@@ -27,7 +27,10 @@ from vidistill.commands.app import key_value_option, main, parse_key_values
 )
 @click.option("--iterations", type=int, help="Outer iterations (default: the method's).")
 @click.option(
-    "--lr", type=float, help="Learning rate (default: the method's — dm 1.0, idtd 0.01, vdsd 1.0)."
+    "--lr",
+    type=float,
+    help="Learning rate (default: the method's — dm 30, idtd 0.01, vdsd 100 for the stills; "
+    "VDSD's dynamic rates: -o lr_dynamic=… -o lr_hal=…).",
 )
 @click.option("--real-batch", type=int, help="Real clips per class per iteration (default 32).")
 @click.option(

@@ -261,6 +261,8 @@ def evaluate(
         "width": recipe.width,
         "epochs": recipe.epochs,
         "test_views": recipe.test_views,
+        "augment": recipe.augment,
+        "standardize": recipe.standardize,
         "preset": recipe.preset_name,
         "runs": runs,
         "seeds": seeds,

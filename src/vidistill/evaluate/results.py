@@ -91,6 +91,11 @@ def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         net = r.get("net", "?")
         if r.get("width", 1.0) != 1.0:
             net = f"{net}×{r['width']:g}"
+        rec = r.get("recipe") or {}
+        if rec.get("augment"):
+            net = f"{net} +{rec['augment']}"
+        if rec.get("standardize"):
+            net = f"{net} std={rec['standardize']}"
         cells = [
             str(r.get("dataset", "?")),
             str(r.get("method", "?")),

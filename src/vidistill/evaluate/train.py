@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vidistill import registry
-from vidistill.evaluate.recipe import Recipe
+from vidistill.evaluate.recipe import Recipe, standardize_batch
 from vidistill.evaluate.trainset import TrainingSet
 from vidistill.nets import create_net
 
@@ -90,7 +90,7 @@ def train_net(
     """Train a fresh ``recipe.net`` on ``train_set`` for ``recipe.epochs``: (model, stats)."""
     device = resolve_device(device)
     data = train_set.to(device)
-    recipe = recipe.for_set_size(data.num_clips)
+    recipe = recipe.for_set_size(data.clips_per_epoch)
     torch.manual_seed(seed)
     model = build_net(recipe, data.num_classes, data.frames, data.size).to(device)
     opt = torch.optim.SGD(
@@ -98,7 +98,7 @@ def train_net(
     )
     gen = torch.Generator().manual_seed(seed)  # data order + augmentation, CPU so it is portable
     augment = registry.get("augment", recipe.augment) if recipe.augment else None
-    n, bs = data.num_clips, recipe.batch_size
+    n, bs = data.clips_per_epoch, recipe.batch_size
     curve: list[float] = []
     diverged_reason = None
     t0 = time.perf_counter()
@@ -108,13 +108,14 @@ def train_net(
     for epoch in bar:
         for g in opt.param_groups:
             g["lr"] = recipe.lr_at(epoch)
-        perm = torch.randperm(n, generator=gen).to(device)
+        perm = data.epoch_order(gen).to(device)  # all clips, or one per group (VDSD pairs)
         loss_sum = torch.zeros((), device=device)
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
             x, y = data.batch(idx), data.labels[idx]
             if augment is not None:
                 x = augment(x, gen)
+            x = standardize_batch(x, recipe.standardize)
             with _autocast(recipe, device):
                 loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
@@ -137,12 +138,12 @@ def train_net(
     if diverged_reason is None:
         probs = predict(model, data, recipe.with_(test_views=1), device=device)
         correct = int((probs.argmax(1) == data.labels.cpu()).sum())
-        train_acc = correct / n
+        train_acc = correct / data.num_clips  # every clip, also of a grouped set
         majority = max(data.class_counts())
         if data.num_classes > 1 and correct <= majority:
             diverged_reason = (
                 f"train accuracy {train_acc:.3f} is at chance (majority-class rate "
-                f"{majority / n:.3f}): the net collapsed or never learned"
+                f"{majority / data.num_clips:.3f}): the net collapsed or never learned"
             )
     stats = TrainStats(
         train_loss=curve[-1],
@@ -172,6 +173,7 @@ def predict(
     number of frames and flips it horizontally with probability ½. A store keeps exactly T
     frames per clip, so the shift is circular (the store's ``loop`` policy) instead of a
     new window of the source video as in VDSD — stated, and the reason 1 view is our default.
+    ``recipe.standardize`` applies to every test batch (per view), as VDSD's test ``epoch``.
     """
     device = resolve_device(device)
     data = data.to(device)
@@ -184,6 +186,7 @@ def predict(
         idx = torch.arange(start, min(start + bs, data.num_clips), device=device)
         x = data.batch(idx)
         if views == 1:
+            x = standardize_batch(x, recipe.standardize)
             with _autocast(recipe, device):
                 out.append(model(x).float().softmax(1).cpu())
             continue
@@ -193,6 +196,7 @@ def predict(
             v = torch.roll(x, shifts=shift, dims=2)
             if bool(torch.rand(1, generator=gen) < 0.5):
                 v = torch.flip(v, dims=(4,))
+            v = standardize_batch(v, recipe.standardize)
             with _autocast(recipe, device):
                 acc += model(v).float().softmax(1).cpu()
         out.append(acc / views)

@@ -8,6 +8,11 @@ network's input space, used as they are.
 
 ``bytes_stored()`` is what the set costs on disk — uint8 clip bytes for real subsets,
 tensor bytes for learned sets — and must sit beside every VPC (DESIGN §4).
+
+``groups`` (optional, one id per clip): the evaluator trains each epoch on ONE random
+member of every group instead of on every clip. VDSD's static + dynamic sets use it
+(``meta["epoch_groups"]``): its evaluation draws one random (still, dynamic) pair per slot
+per epoch, so a slot's 4 combinations are one group.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class TrainingSet:
         kind: str,
         stored_bytes: int | None = None,
         meta: dict[str, Any] | None = None,
+        groups: torch.Tensor | Sequence[int] | None = None,
     ):
         if kind == "real":
             if videos.dtype != torch.uint8 or videos.ndim != 5 or videos.shape[-1] != 3:
@@ -57,12 +63,20 @@ class TrainingSet:
                 f"labels must be in [0, {len(class_names)}), "
                 f"got [{int(labels.min())}, {int(labels.max())}]"
             )
+        if groups is not None:
+            groups = torch.as_tensor(groups, dtype=torch.long).cpu()
+            if groups.shape != labels.shape:
+                raise ValueError(
+                    f"groups {tuple(groups.shape)} do not match {labels.shape[0]} clips"
+                )
+            _, groups = torch.unique(groups, return_inverse=True)  # ids 0..G-1
         self.videos = videos.detach()
         self.labels = labels
         self.class_names = list(class_names)
         self.kind = kind
         self._stored = stored_bytes
         self.meta = dict(meta or {})
+        self.groups = groups
 
     # -- constructors ------------------------------------------------------------------
     @classmethod
@@ -102,6 +116,7 @@ class TrainingSet:
 
     @classmethod
     def from_synthetic(cls, syn: SyntheticSet, meta: dict[str, Any] | None = None) -> TrainingSet:
+        """The learned videos as they are; ``meta["epoch_groups"]`` (VDSD) becomes ``groups``."""
         return cls(
             syn.videos.float(),
             syn.labels,
@@ -109,6 +124,7 @@ class TrainingSet:
             "synthetic",
             stored_bytes=syn.bytes_stored(),
             meta={**syn.meta, **(meta or {})},
+            groups=syn.meta.get("epoch_groups"),
         )
 
     @classmethod
@@ -130,6 +146,23 @@ class TrainingSet:
 
     def __len__(self) -> int:
         return self.num_clips
+
+    @property
+    def clips_per_epoch(self) -> int:
+        """Clips one training epoch sees: all, or one per group."""
+        return self.num_clips if self.groups is None else int(self.groups.max()) + 1
+
+    def epoch_order(self, gen: torch.Generator) -> torch.Tensor:
+        """Row indices of one epoch in random order (CPU): a permutation of all clips, or of
+        one uniformly random member per group."""
+        if self.groups is None:
+            return torch.randperm(self.num_clips, generator=gen)
+        r = torch.rand(self.num_clips, generator=gen)
+        best = torch.full((self.clips_per_epoch,), -1.0).scatter_reduce(
+            0, self.groups, r, reduce="amax"
+        )
+        chosen = torch.nonzero(r == best[self.groups]).squeeze(1)
+        return chosen[torch.randperm(chosen.numel(), generator=gen)]
 
     @property
     def num_classes(self) -> int:

@@ -1,7 +1,10 @@
 """Evaluator networks, registered by name: ``create_net("convnet3d", num_classes=10, frames=8, size=64)``.
 
 Every net maps normalised float ``(B,3,T,H,W)`` to logits ``(B,classes)`` and exposes
-``features(x) -> (B,D)`` (penultimate layer) for embedders, herding and k-center.
+``features(x) -> (B,D)`` (penultimate layer, pooled over time) for embedders, herding and
+k-center, and ``embed(x) -> (B, embed_dim)`` (the body output flattened before the final
+pooling, VDSD's ``embed``; keeps the temporal layout, ``embed_shape``), which the
+synthesizers match.
 """
 
 from __future__ import annotations

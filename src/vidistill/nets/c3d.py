@@ -13,6 +13,11 @@ the original (pool5 ends at 512×1×4×4 = 8192 features; the original pads pool
 Stated changes for small clips (e.g. the toy's 8×64²): a pool whose input has extent 1
 along an axis does not pool that axis (so 8 frames end at 1 instead of failing at pool5),
 and ``width`` scales every conv channel count and the fc size (4096·width).
+
+``embed(x)``: the pool5 map flattened (fc6's input, ``(B, C·t·h·w)``), the matching
+embedding of the synthesizers — the body output before the fully connected head, keeping
+the temporal layout where pool5 leaves more than one time step (16 frames: 1; the
+synthesizers match ConvNet3D by default, see ``convnet3d.py``).
 """
 
 from __future__ import annotations
@@ -71,10 +76,16 @@ class C3D(nn.Module):
         )
         self.fc8 = nn.Linear(hidden, num_classes)
         self.feature_dim = hidden
+        self.embed_shape = (c_in, t, s, s)
+        self.embed_dim = c_in * t * s * s
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """fc7 activations ``(B, 4096·width)`` (the classic "C3D features")."""
         return self.head(self.body(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """pool5 flattened ``(B, C·t·h·w)``: the body output before the head."""
+        return self.body(x).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc8(self.features(x))

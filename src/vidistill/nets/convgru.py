@@ -9,6 +9,8 @@ three blocks Conv2d 3×3 (128·width channels) → instance norm (GroupNorm with
 per channel, affine) → ReLU → AvgPool 2. Its map is average-pooled to 4×4 (keeping where
 things are, which motion classes need) and flattened; a one-layer GRU (hidden 256·width)
 runs over the frames; the last hidden state is the feature; a linear layer gives logits.
+``embed(x)`` is the encoder's per-frame maps flattened in frame order ``(B, T·C·4·4)``:
+the body output before the recurrent pooling over time, keeping the temporal layout.
 """
 
 from __future__ import annotations
@@ -54,14 +56,22 @@ class ConvGRU(nn.Module):
         self.gru = nn.GRU(c * grid * grid, h, batch_first=True)
         self.fc = nn.Linear(h, num_classes)
         self.feature_dim = h
+        self.embed_shape = (frames, c * grid * grid)
+        self.embed_dim = frames * c * grid * grid
+
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, t, hgt, wid = x.shape
+        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, 3, hgt, wid)
+        return self.encoder(frames).view(b, t, -1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last GRU hidden state ``(B, 256·width)``."""
-        b, _, t, hgt, wid = x.shape
-        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, 3, hgt, wid)
-        seq = self.encoder(frames).view(b, t, -1)
-        _, last = self.gru(seq)
+        _, last = self.gru(self._frames(x))
         return last[-1]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-frame encoder maps in frame order, flattened: ``(B, T·C·4·4)``."""
+        return self._frames(x).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))

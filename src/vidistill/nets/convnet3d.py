@@ -10,6 +10,18 @@ Stated generalisation (identical at the benchmark sizes 8×64² and 16×112²): 
 spatial kernel is 2 when the final map is ≥ 2 px and 1 when it is 1 px. VDSD switches on
 "≤ 64 px" instead, which fails for 65–106 px inputs (their final map is 1 px). Minimum
 clip: 8 frames × 43 px (``MIN_FRAMES``, ``MIN_SIZE``).
+
+Two embeddings, for two uses:
+
+* ``features(x)`` ``(B, C)``: the final pooled map averaged over time and space — one
+  vector per clip for embedders, herding and k-center, where a fixed small dimension
+  and invariance to where/when things happen are what is wanted.
+* ``embed(x)`` ``(B, C·t·h·w)``: the body output (after the three blocks, *before* the
+  final AvgPool) flattened, exactly VDSD's ``ConvNet3D.embed`` (``networks.py`` of
+  ``yuz1wan/video_distillation``), which DM, IDTD and VDSD match. It keeps the temporal
+  layout (``t`` = T/4 positions: 2 at 8 frames, 4 at 16), so matching its class mean
+  constrains *when* things happen in a clip, which is the signal of motion-defined
+  classes; ``features`` averages that away. ``embed_shape`` is ``(C, t, h, w)``.
 """
 
 from __future__ import annotations
@@ -70,6 +82,8 @@ class ConvNet3D(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Conv3d(c2, num_classes, 1)
         self.feature_dim = c2
+        self.embed_shape = (c2, t, s, s)
+        self.embed_dim = c2 * t * s * s
 
     def _maps(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.body(x))
@@ -77,6 +91,11 @@ class ConvNet3D(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features ``(B, C)``: the pooled map averaged over time and space."""
         return self._maps(x).mean(dim=(2, 3, 4))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Matching embedding ``(B, C·t·h·w)``: the body output flattened before the final
+        pooling (VDSD's ``embed``), time kept as ``t`` positions."""
+        return self.body(x).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.classifier(self.dropout(self._maps(x)))  # (B, classes, t, h, w)

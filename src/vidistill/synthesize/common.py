@@ -3,9 +3,17 @@ the fresh random embedding net, and the ``Synthesizer`` base class.
 
 Every method here is *distribution matching* (Zhao & Bilen, WACV'23) at heart: each
 outer iteration draws a freshly, randomly initialised ConvNet3D and, class by class,
-matches the mean penultimate embedding of real clips with that of the synthetic ones.
-Updating class by class (IDTD §3.5) means one step only ever touches one class's real
-clips and synthetic tensors, so peak memory is bounded by one class, not the dataset.
+matches the mean embedding of real clips with that of the synthetic ones. Updating class
+by class (IDTD §3.5) means one step only ever touches one class's real clips and
+synthetic tensors, so peak memory is bounded by one class, not the dataset.
+
+The embedding φ is ``net.embed`` by default: the body output flattened *before* the
+final pooling, as VDSD's ``embed`` (``networks.py`` of ``yuz1wan/video_distillation``),
+which VDSD's DM baseline, VDSD itself and IDTD (built on VDSD's code and net) match. It
+keeps the temporal layout of the map (2 time positions at 8 frames, 4 at 16), so a
+class's mean embedding says *when* things happen; the pooled ``features`` (time and space
+averaged) cannot tell a motion from its reverse or a still. ``embedding=features`` keeps
+the previous, pooled φ as a named option for comparison.
 """
 
 from __future__ import annotations
@@ -26,26 +34,53 @@ def matching_loss(real_feats: torch.Tensor, syn_feats: torch.Tensor) -> torch.Te
     return (real_feats.mean(0) - syn_feats.mean(0)).pow(2).sum()
 
 
-def diversity_loss(seg_feats: torch.Tensor, pairs: str = "all") -> torch.Tensor:
-    """IDTD's L_div (Eq. 1), summed over the videos of the batch.
+def segment_pair_distances(seg_feats: torch.Tensor, pairs: str = "all") -> torch.Tensor:
+    """``(M, P)`` squared distances ``‖φ(d_k) − φ(d_q)‖²`` of the segment pairs ``k < q``.
 
     ``seg_feats`` is ``(M, K, D)``: the features φ(d_{m,k}) of the K Diverse Segments of
-    each of M synthetic videos. For each video, ``Σ_{k<q} ‖φ(d_k) − φ(d_q)‖²``.
-
-    ``pairs="all"`` sums over every pair of distinct segments, as the paper's text says
-    ("the L2 distance between each pair of distinct Diverse Segments"). The printed
-    Eq. 1 has the outer sum stop at K−2, which silently drops the pair (K−1, K);
-    ``pairs="printed"`` reproduces that bound literally.
+    each of M synthetic videos. ``pairs="all"`` takes every pair of distinct segments, as
+    IDTD's text says ("the L2 distance between each pair of distinct Diverse Segments");
+    the printed Eq. 1 has the outer sum stop at K−2, which silently drops the pair
+    (K−1, K): ``pairs="printed"`` reproduces that bound literally.
     """
     if pairs not in ("all", "printed"):
         raise ValueError(f"pairs must be 'all' or 'printed', got {pairs!r}")
     k = seg_feats.shape[1]
-    dist = torch.cdist(seg_feats, seg_feats).pow(2)  # (M, K, K); diagonal 0
-    iu = torch.triu_indices(k, k, offset=1)
+    iu = torch.triu_indices(k, k, offset=1, device=seg_feats.device)
     if pairs == "printed":
-        keep = iu[0] <= k - 3  # 0-based k runs to K−3, i.e. 1-based K−2
-        iu = iu[:, keep]
-    return dist[:, iu[0], iu[1]].sum()
+        iu = iu[:, iu[0] <= k - 3]  # 0-based k runs to K−3, i.e. 1-based K−2
+    # exact differences (cdist's matrix-product form loses the small distances)
+    return (seg_feats[:, iu[0]] - seg_feats[:, iu[1]]).pow(2).sum(-1)
+
+
+def diversity_loss(seg_feats: torch.Tensor, pairs: str = "all") -> torch.Tensor:
+    """IDTD's L_div as Eq. 1 writes it: ``Σ_m Σ_{k<q} ‖φ(d_mk) − φ(d_mq)‖²`` (unbounded)."""
+    return segment_pair_distances(seg_feats, pairs).sum()
+
+
+def real_spread(real_feats: torch.Tensor) -> torch.Tensor:
+    """δ_c: the mean pairwise squared distance ``‖φ(x_i) − φ(x_j)‖²`` (i < j) of a class's
+    real batch ``(B, D)``, detached (a target, never a path for gradients); 0 for B < 2."""
+    real_feats = real_feats.detach()
+    b = real_feats.shape[0]
+    if b < 2:
+        return real_feats.new_zeros(())
+    # Σ_{i<j} ‖f_i − f_j‖² = B·Σ‖f_i − mean‖², so δ = 2·Σ‖f_i − mean‖² / (B − 1)
+    centred = real_feats - real_feats.mean(0)
+    return 2.0 * centred.pow(2).sum() / (b - 1)
+
+
+def hinge_diversity_loss(
+    seg_feats: torch.Tensor, delta: torch.Tensor | float, pairs: str = "all"
+) -> torch.Tensor:
+    """Bounded L_div: ``Σ_m Σ_{k<q} relu(δ − ‖φ(d_mk) − φ(d_mq)‖²)``.
+
+    It pushes a video's segments apart until every pair is as far apart as two real clips
+    of the class are on average (δ = :func:`real_spread`), and not further: 0 once they
+    are, at most ``M·P·δ`` (all segments equal), so it can neither pull the segments
+    together (the printed sign) nor grow without bound (the text's sign under an
+    un-normalised φ)."""
+    return torch.relu(delta - segment_pair_distances(seg_feats, pairs)).sum()
 
 
 class RealSampler:
@@ -92,6 +127,9 @@ def fresh_net(num_classes: int, frames: int, size: int, width: float, seed: int)
     return net
 
 
+EMBEDDINGS = ("embed", "features")
+
+
 def iteration_seed(seed: int, it: int) -> int:
     """Seed of outer iteration ``it``: a resumed run redraws exactly the same nets and batches."""
     return (seed * 1_000_003 + it * 7919 + 17) % (2**62)
@@ -103,12 +141,15 @@ class SynthConfig:
 
     ``net_width`` is ConvNet3D's channel multiplier for the *matching* net φ: 1.0 is the
     exact VDSD/IDTD net; a narrower one is a stated, cheaper choice for 2-CPU runs.
+    ``embedding``: which output of φ is matched — ``embed`` (VDSD's, time kept; default)
+    or ``features`` (pooled over time and space; the previous choice, for comparison).
     """
 
     iterations: int = 200
     lr: float = 0.01
     real_batch: int = 32
     net_width: float = 1.0
+    embedding: str = "embed"
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> SynthConfig:
@@ -122,7 +163,8 @@ class SynthConfig:
                     f"unknown option {key!r} for {cls.__name__}; valid: {', '.join(sorted(known))}"
                 )
             default = known[name].default
-            kwargs[name] = _coerce(value, type(default), key) if isinstance(value, str) else value
+            typ = float if default is None else type(default)  # None = "the method decides"
+            kwargs[name] = _coerce(value, typ, key) if isinstance(value, str) else value
         return cls(**kwargs)
 
 
@@ -155,9 +197,18 @@ class Synthesizer(nn.Module):
         super().__init__()
         if vpc < 1:
             raise ValueError(f"--vpc must be >= 1, got {vpc}")
+        if config.embedding not in EMBEDDINGS:
+            raise ValueError(
+                f"embedding must be one of {EMBEDDINGS} (what φ outputs for matching), "
+                f"got {config.embedding!r}"
+            )
         self.store, self.vpc, self.config, self.seed = store, vpc, config, seed
         self.num_classes = store.num_classes
         self.frames, self.size = store.spec.frames, store.spec.size
+
+    def phi(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The matching embedding of ``x`` under ``net`` (``config.embedding``)."""
+        return getattr(net, self.config.embedding)(x)
 
     # -- to implement -------------------------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -6,15 +6,52 @@ Per synthetic video v_{m,n} (class n, index m < M = vpc):
 * **K Feature Selectors** s_{m,n,k}: linear layers ``C_p → 3`` applied at every
   (t, h, w), giving K **Diverse Segments** d_{m,n,k} = s_{m,n,k}(p_{m,n}), each a
   ``(3, T, H, W)`` clip;
-* **Temporal Fusor** f_{m,n}: the K segments concatenated along time (K·T frames) and
-  convolved by a 1D convolution over time with stride K, giving the T-frame video;
+* **Temporal Fusor** f_{m,n}: the K segments → the T-frame video (below);
 * **stochastic temporal augmentation** τ (``temporal_aug.py``) on the fused video;
 * loss (§3.4, Eq. 1) ``L = L_M(D, T) + α1·L_div + α2·L_M(V′, T)`` with DM's mean-
-  embedding matching under a fresh random ConvNet3D each iteration, updated **class by
-  class** (§3.5), lr 0.01, α1 = 0.05, α2 = 1e-4, K = 8 (§4.2).
+  embedding matching under a fresh random ConvNet3D each iteration (φ = its ``embed``,
+  VDSD's, time kept — ``common.py``), updated **class by class** (§3.5), lr 0.01,
+  α1 = 0.05, α2 = 1e-4, K = 8 (§4.2).
 
-Choices where the paper is vague (each is a config option, recorded in the output):
+Choices where the paper is vague or inconsistent (each is a config option, recorded in
+the output), and why:
 
+* **Temporal Fusor, ``fusor=aligned`` (default): aligned mixing.** The paper: "concatenated
+  Diverse Segments are input into a light-weighted convolution layer for convolution along
+  the time dimension" (§4.2). Read literally (``fusor=strided``: concatenate the K
+  segments of T frames to K·T frames, one kernel of length K with stride K) each output
+  frame t is the blur of the whole segment t, so no segment's motion survives — with
+  K = T, the paper's own K400/SSv2 setting (K = T = 8), it cannot be what was meant, and
+  on the motion-defined toy (now ``toy-motion``) every such variant was at chance. The
+  aligned fusor is the same "convolution along time over the concatenated segments" with
+  a constrained weight that keeps time aligned: per video a learnable per-output-time
+  softmax over the segments ``A`` (M, T, K) and a short stride-1 temporal kernel ``h``
+  (length ``fusor_len`` = 3, replicate padding), ``v[:, t] = Σ_k A[t,k] · Σ_j h[j] · D_k[:, t + j − J//2] + bias``.
+  Segments keep length T (so φ embeds them and L_M(D), L_div are unchanged); every output
+  frame t reads frame t (± J//2) of the segments, so a motion present in the segments
+  survives at its own speed whatever A is (``tests/test_synthesize.py``). Init: A uniform
+  (logits 0: the fused video starts as the segments' mean), h the identity (1 at the
+  centre), bias 0 — the fusor starts as neither a blur nor a choice, and learns both.
+* **``fusor=strided``** keeps the literal layout above (kernel ``K + 2·fusor_pad``, stride
+  K, initialised to the average, bias) for the paper-literal row.
+* **Fixed stitch** (Table 3-A, 3-C: no learned fusor) follows the fusor's layout: strided →
+  frame t = the middle frame of the t-th stride of the time-concatenation ("temporal
+  sampling and stitch", literally); aligned → the same fusor with a fixed one-hot A,
+  frame t taken from segment ``⌊t·K/T⌋`` at its own time t (contiguous blocks of T/K
+  frames of each segment; one frame each when K = T), h the identity. So an ablation
+  differs from the full method only by what it switches off, not by the layout.
+* **L_div, ``div=hinge`` (default, bounded).** ``Σ_m Σ_{k<q} relu(δ_c − ‖φ(d_k) − φ(d_q)‖²)``,
+  added with +α1, where δ_c is the mean pairwise squared distance of the class's real
+  batch under the same φ, detached. Why: the printed Eq. 1 *adds* α1·Σ‖φ(d_k) − φ(d_q)‖²,
+  which pulls the segments together (``div=printed``); the text says the loss "pushed the
+  feature of the Diverse Segments away from each other", i.e. subtracting it
+  (``div=text``), which is unbounded below under VDSD's ConvNet3D (ReLU, no
+  normalisation, ~positively homogeneous): measured L_div ≈ 3,300 after 100 toy steps
+  while L_M(D) rose to ≈ 34 — the segments left the data. The hinge pushes segments apart
+  only until they are as spread as real clips of the class are, then is 0: the stated
+  intent, bounded by ``M·P·δ_c``. ``div=normalised`` (the text's sign on unit-norm
+  features, each pair ≤ 4) is kept as the earlier bounded alternative. ``div_pairs``:
+  all pairs (the text) or the printed outer bound K−2 (``common.segment_pair_distances``).
 * **Pool shape** ``C_p × T × H × W`` with ``C_p = 3K`` by default: full spatio-temporal
   resolution (segments must be clips φ can embed — ConvNet3D needs ≥ 8 frames — so
   segment length = T), and 3K channels so the pool can hold exactly K clips (the
@@ -24,40 +61,19 @@ Choices where the paper is vague (each is a config option, recorded in the outpu
   is an opt-in warm start for short runs.
 * **Selector form**: a per-pixel linear map (1×1×1 conv) ``C_p → 3`` with bias, PyTorch's
   default ``nn.Linear`` init — "light-weighted linear layers" (§4.2).
-* **Fusor**: "concatenated Diverse Segments … convolution along the time dimension"
-  (§4.2): we concatenate along time and use one 1D kernel of length ``K + 2·fusor_pad``
-  (default pad 0, i.e. kernel K) with stride K, shared by channels and pixels, with
-  bias; a learnable per-video kernel, initialised to the average (1/kernel), so at the
-  start output frame t is the temporal mean of the frames that fall in its window.
-  Stride K is what maps K·T frames to T; this is the learned version of Table 3-A's
-  "temporal sampling and stitch", which is the same layout with a fixed one-hot kernel.
-  MEASURED CONSEQUENCE (docs/synthesis.md): with segment length T and K = T (toy: 8),
-  output frame t is a weighted average of all frames of segment t, so each output frame
-  comes from a different segment and no segment's motion survives; on the motion-defined
-  toy every IDTD variant is at chance. A motion-preserving layout (segments of T/K frames,
-  or fusing across segments per time step) is the open next step.
-* **Sign of L_div**: the printed Eq. 1 *adds* ``α1·L_div`` where L_div is a sum of
-  squared distances — minimising it would pull the segments *together*, while the
-  text says the loss "pushed the feature of the Diverse Segments away from each
-  other". We follow the stated intent (``div_sign = -1``: the total subtracts
-  ``α1·L_div``); ``div_sign = 1`` reproduces the printed sign. ``div_pairs`` chooses
-  between all pairs (text) and the printed K−2 bound (see ``diversity_loss``).
-  Measured consequence (docs/synthesis.md): our φ (VDSD's ConvNet3D, no normalisation,
-  ReLU) is ~positively homogeneous, so −α1·L_div is unbounded below — the segments grow
-  until L_div dominates (toy, VPC 1, 100 iterations: l_div ≈ 3,300 while L_M(D) rose
-  to ≈ 34 — the segments left the data — and L_M(V′) ≈ 0.04).
-  ``div_features="normalised"`` (a stated DEVIATION, off by default) computes L_div on
-  unit-norm features, which bounds it (each pair ≤ 4), as DM's instance-normalised
-  ConvNet would roughly do.
 * **Optimiser**: not named in the paper; Adam (lr 0.01), the usual choice for a
   parameterised generator, and scale-free, so Table 4-A's lone ``α2·L_M`` still trains.
-* **Ablations** (``ablation=`` sets the switches): Table 3 — ``t3-a`` stitch K random real
-  clips (no optimisation); ``t3-b`` temporal densification only (no pool/selectors:
-  segments are free tensors initialised with K real clips, fusor trained, all losses);
-  ``t3-c`` information diversification only (pool + selectors trained with
-  ``L_M(D) + α1·L_div``, segments stitched by the fixed one-hot layout, no fusor, so
-  no ``L_M(V′)``). Table 4 — ``t4-a`` fusor L_M only; ``t4-b`` fusor L_M + L_div; ``t4-c``
-  selector L_M + fusor L_M; the full method is all three.
+* **Evaluation with τ**: IDTD trains its evaluation students with τ (§4.3). τ is the
+  evaluator augmentation ``idtd-temporal`` (``Recipe(augment="idtd-temporal")``), opt-in
+  and named in result rows; the synthesis grid's headline IDTD row ``idtd+τ`` uses it.
+* **Ablations** (``ablation=`` sets the switches; the fusor layout is the ``fusor``
+  option's): Table 3 — ``t3-a`` stitch K random real clips (no optimisation); ``t3-b``
+  temporal densification only (no pool/selectors: segments are free tensors initialised
+  with K real clips, fusor trained, all losses); ``t3-c`` information diversification only
+  (pool + selectors trained with ``L_M(D) + α1·L_div``, segments stitched by the fixed
+  layout, no fusor, so no ``L_M(V′)``). Table 4 — ``t4-a`` fusor L_M only; ``t4-b`` fusor
+  L_M + L_div; ``t4-c`` selector L_M + fusor L_M; the full method is all three. Tests check
+  each by which loss terms reach which parameters.
 """
 
 from __future__ import annotations
@@ -73,11 +89,15 @@ from vidistill.synthesize.common import (
     SynthConfig,
     Synthesizer,
     diversity_loss,
+    hinge_diversity_loss,
     matching_loss,
+    real_spread,
 )
 from vidistill.synthesize.temporal_aug import stochastic_temporal_augment
 
 VARIANTS = ("full", "stitch", "densify-only", "diversify-only")
+FUSORS = ("aligned", "strided")
+DIV_FORMS = ("hinge", "printed", "text", "normalised")
 ABLATIONS: dict[str, dict] = {
     "": {},
     "t3-a": {"variant": "stitch"},
@@ -99,12 +119,13 @@ class IDTDConfig(SynthConfig):
     loss_sel_match: bool = True
     loss_div: bool = True
     loss_fusor_match: bool = True
+    fusor: str = "aligned"  # "aligned" (time-aligned mixing) or "strided" (literal layout)
+    fusor_len: int = 3  # aligned: length of the stride-1 temporal kernel h (odd)
+    fusor_pad: int = 0  # strided: kernel K + 2·pad
+    div: str = "hinge"  # "hinge" (bounded, default), "printed", "text", "normalised"
     div_pairs: str = "all"
-    div_sign: float = -1.0
-    div_features: str = "raw"  # "raw" = Eq. 1; "normalised" = on unit-norm φ (bounded)
     pool_channels: int = 0  # 0 → 3·K
     init: str = "noise"
-    fusor_pad: int = 0
     aug_min_len: float = 0.5
     ablation: str = ""
 
@@ -123,14 +144,14 @@ class IDTDConfig(SynthConfig):
             raise ValueError(f"IDTD init must be 'noise' or 'real', got {self.init!r}")
         if self.k < 2:
             raise ValueError(f"IDTD needs K >= 2 feature selectors, got {self.k}")
-        if self.div_features not in ("raw", "normalised"):
+        if self.fusor not in FUSORS:
+            raise ValueError(f"fusor must be one of {FUSORS}, got {self.fusor!r}")
+        if self.fusor_len < 1 or self.fusor_len % 2 == 0:
             raise ValueError(
-                f"div_features must be 'raw' or 'normalised', got {self.div_features!r}"
+                f"fusor_len must be odd and >= 1 (centred kernel), got {self.fusor_len}"
             )
-        if self.div_sign not in (-1.0, 1.0):
-            raise ValueError(
-                f"div_sign must be -1 (push apart) or 1 (printed sign), got {self.div_sign}"
-            )
+        if self.div not in DIV_FORMS:
+            raise ValueError(f"div must be one of {DIV_FORMS}, got {self.div!r}")
 
 
 @register("synthesizer", "idtd")
@@ -147,8 +168,9 @@ class IDTD(Synthesizer):
         if cfg.init == "real" and cfg.variant in ("full", "diversify-only") and cp != 3 * k:
             raise ValueError(f"init=real needs pool_channels = 3·K = {3 * k}, got {cp}")
         sampler = RealSampler(store, batch=m * k)
-        pools, sel_w, sel_b, segs, fus_w, fus_b = [], [], [], [], [], []
-        self.kernel = k + 2 * cfg.fusor_pad
+        pools, sel_w, sel_b, segs = [], [], [], []
+        mix, kern, bias = [], [], []
+        self.kernel = k + 2 * cfg.fusor_pad if cfg.fusor == "strided" else cfg.fusor_len
         for c in range(self.num_classes):
             real = None
             if need_real:
@@ -174,16 +196,24 @@ class IDTD(Synthesizer):
                 segs.append(nn.Parameter(real.clone()))
             else:  # stitch: fixed real clips
                 segs.append(nn.Parameter(real.clone(), requires_grad=False))
-            if cfg.variant in ("full", "densify-only"):
-                fus_w.append(nn.Parameter(torch.full((m, self.kernel), 1.0 / self.kernel)))
-                fus_b.append(nn.Parameter(torch.zeros(m)))
+            if cfg.variant in ("full", "densify-only"):  # a learned fusor
+                if cfg.fusor == "aligned":
+                    mix.append(nn.Parameter(torch.zeros(m, t, k)))  # softmax → uniform A
+                    h = torch.zeros(m, self.kernel)
+                    h[:, self.kernel // 2] = 1.0  # identity
+                    kern.append(nn.Parameter(h))
+                else:
+                    kern.append(nn.Parameter(torch.full((m, self.kernel), 1.0 / self.kernel)))
+                bias.append(nn.Parameter(torch.zeros(m)))
         self.pool, self.sel_w, self.sel_b = (
             nn.ParameterList(pools),
             nn.ParameterList(sel_w),
             nn.ParameterList(sel_b),
         )
         self.seg = nn.ParameterList(segs)
-        self.fus_w, self.fus_b = nn.ParameterList(fus_w), nn.ParameterList(fus_b)
+        self.fus_mix = nn.ParameterList(mix)  # aligned: logits of A (M, T, K)
+        self.fus_kernel = nn.ParameterList(kern)  # aligned: h (M, J); strided: (M, K + 2·pad)
+        self.fus_bias = nn.ParameterList(bias)  # (M,)
 
     # -- the generator --------------------------------------------------------------
     def segments(self, c: int) -> torch.Tensor:
@@ -193,11 +223,30 @@ class IDTD(Synthesizer):
         d = torch.einsum("mkoc,mcthw->mkothw", self.sel_w[c], self.pool[c])
         return d + self.sel_b[c][..., None, None, None]
 
+    def learned_fusor(self) -> bool:
+        return self.config.variant in ("full", "densify-only")
+
+    def mixing(self, c: int) -> torch.Tensor:
+        """A of class c's videos ``(M, T, K)`` (rows sum to 1): learned, or the fixed stitch."""
+        if self.learned_fusor():
+            return self.fus_mix[c].softmax(-1)
+        m, k, t = self.vpc, self.config.k, self.frames
+        stitch = torch.zeros(m, t, k)
+        stitch[:, torch.arange(t), (torch.arange(t) * k) // t] = 1.0
+        return stitch
+
     def fuse(self, c: int, segs: torch.Tensor) -> torch.Tensor:
         """Temporal Fusor (or the fixed stitch): ``(M,K,3,T,H,W)`` → ``(M,3,T,H,W)``."""
+        if self.config.fusor == "strided":
+            return self._fuse_strided(c, segs)
+        if not self.learned_fusor():
+            return aligned_fuse(segs, self.mixing(c).to(segs))
+        return aligned_fuse(segs, self.mixing(c), self.fus_kernel[c], self.fus_bias[c])
+
+    def _fuse_strided(self, c: int, segs: torch.Tensor) -> torch.Tensor:
         m, k, ch, t, h, w = segs.shape
         seq = segs.permute(0, 2, 1, 3, 4, 5).reshape(m, ch, k * t, h, w)  # time-concatenated
-        if self.config.variant in ("stitch", "diversify-only"):
+        if not self.learned_fusor():
             return seq[:, :, k // 2 :: k]  # temporal sampling: the middle frame of each stride
         pad = self.config.fusor_pad
         if pad:
@@ -210,9 +259,8 @@ class IDTD(Synthesizer):
                 dim=2,
             )
         win = seq.unfold(2, self.kernel, k)  # (M, 3, T, H, W, kernel)
-        return torch.einsum("mcthwj,mj->mcthw", win, self.fus_w[c]) + self.fus_b[c].view(
-            m, 1, 1, 1, 1
-        )
+        out = torch.einsum("mcthwj,mj->mcthw", win, self.fus_kernel[c])
+        return out + self.fus_bias[c].view(m, 1, 1, 1, 1)
 
     def class_videos(self, c: int) -> torch.Tensor:
         return self.fuse(c, self.segments(c))
@@ -225,28 +273,37 @@ class IDTD(Synthesizer):
     def class_loss(
         self, c: int, net: nn.Module, real_feats: torch.Tensor, gen: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Eq. 1 for one class, with the ablation switches applied."""
+        """Eq. 1 for one class, with the ablation switches and the L_div form applied."""
         cfg = self.config
         segs = self.segments(c)
         m, k = segs.shape[:2]
         total = real_feats.new_zeros(())
         parts: dict[str, float] = {}
         if cfg.loss_sel_match or cfg.loss_div:
-            seg_feats = net.features(segs.flatten(0, 1)).view(m, k, -1)
+            seg_feats = self.phi(net, segs.flatten(0, 1)).view(m, k, -1)
             if cfg.loss_sel_match:
                 l_seg = matching_loss(real_feats, seg_feats.flatten(0, 1))
                 total = total + l_seg
                 parts["l_m_seg"] = float(l_seg.detach())
             if cfg.loss_div:
-                div_feats = seg_feats
-                if cfg.div_features == "normalised":
-                    div_feats = torch.nn.functional.normalize(seg_feats, dim=-1)
-                l_div = diversity_loss(div_feats, cfg.div_pairs)
-                total = total + cfg.div_sign * cfg.alpha1 * l_div
+                if cfg.div == "hinge":
+                    delta = real_spread(real_feats)
+                    l_div = hinge_diversity_loss(seg_feats, delta, cfg.div_pairs)
+                    total = total + cfg.alpha1 * l_div
+                    parts["div_target"] = float(delta)
+                elif cfg.div == "printed":
+                    l_div = diversity_loss(seg_feats, cfg.div_pairs)
+                    total = total + cfg.alpha1 * l_div
+                else:  # "text" / "normalised": push apart, unbounded / on unit-norm φ
+                    f = seg_feats
+                    if cfg.div == "normalised":
+                        f = torch.nn.functional.normalize(seg_feats, dim=-1)
+                    l_div = diversity_loss(f, cfg.div_pairs)
+                    total = total - cfg.alpha1 * l_div
                 parts["l_div"] = float(l_div.detach())
         if cfg.loss_fusor_match:
             v = stochastic_temporal_augment(self.fuse(c, segs), gen, cfg.aug_min_len)
-            l_fus = matching_loss(real_feats, net.features(v))
+            l_fus = matching_loss(real_feats, self.phi(net, v))
             total = total + cfg.alpha2 * l_fus
             parts["l_m_vid"] = float(l_fus.detach())
         parts["loss"] = float(total.detach())
@@ -259,7 +316,7 @@ class IDTD(Synthesizer):
         sums: dict[str, float] = {}
         for c in range(self.num_classes):
             with torch.no_grad():
-                real_feats = net.features(sampler.batch_of(c, gen))
+                real_feats = self.phi(net, sampler.batch_of(c, gen))
             loss, parts = self.class_loss(c, net, real_feats, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -276,4 +333,39 @@ class IDTD(Synthesizer):
 
     def meta(self):
         learned = sum(p.numel() * p.element_size() for p in self.parameters() if p.requires_grad)
-        return {"parameterisation_bytes": learned, "fusor_kernel": self.kernel}
+        return {
+            "parameterisation_bytes": learned,
+            "fusor": self.config.fusor,
+            "fusor_kernel": self.kernel,
+        }
+
+
+def aligned_fuse(
+    segs: torch.Tensor,
+    mix: torch.Tensor,
+    kernel: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``v[:, t] = Σ_k A[t,k] · Σ_j h[j] · D_k[:, t + j − J//2] + bias`` (replicate padding).
+
+    ``segs`` (M,K,3,T,H,W), ``mix`` = A (M,T,K), ``kernel`` = h (M,J) (None: identity),
+    ``bias`` (M,) (None: 0) → ``(M,3,T,H,W)``. Every output frame t reads the segments at
+    time t (± J//2): time stays aligned, so a motion in the segments keeps its speed.
+    """
+    t = segs.shape[3]
+    if kernel is not None:
+        j = kernel.shape[1]
+        pad = j // 2
+        padded = torch.cat(
+            [segs[:, :, :, :1].expand(-1, -1, -1, pad, -1, -1)]
+            + [segs]
+            + [segs[:, :, :, -1:].expand(-1, -1, -1, pad, -1, -1)],
+            dim=3,
+        )
+        segs = sum(
+            kernel[:, i].view(-1, 1, 1, 1, 1, 1) * padded[:, :, :, i : i + t] for i in range(j)
+        )
+    out = torch.einsum("mtk,mkcthw->mcthw", mix, segs)
+    if bias is not None:
+        out = out + bias.view(-1, 1, 1, 1, 1)
+    return out
