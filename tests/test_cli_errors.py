@@ -79,6 +79,9 @@ def test_evaluate_errors(store, tmp_path):
     common = ["--preset", "toy-quick", "--runs", 1, "--quiet", "--out", out]
     fails_cleanly(invoke("evaluate", store.root, *common), "exactly one of")
     fails_cleanly(invoke("evaluate", store.root, "--method", "random", *common), "--vpc")
+    zero = invoke("evaluate", store.root, "--method", "random", "--vpc", 0, *common)
+    fails_cleanly(zero, "at least 1")  # not reported as a missing --vpc
+    assert "needs --vpc" not in zero.output
     fails_cleanly(
         invoke("evaluate", store.root, "--method", "full-real", "--vpc", 1, *common), "--vpc"
     )

@@ -141,9 +141,11 @@ def _check_args(a: dict[str, Any]) -> str:
         raise click.UsageError(f"pass exactly one of {flags} (got {picked or 'none'})")
     kind = picked[0]
     needs_vpc = a["method"] == "random" or kind == "select"
-    if needs_vpc and not a["vpc"]:
+    if a["vpc"] is not None and a["vpc"] < 1:
+        raise click.UsageError(f"--vpc must be at least 1 (videos per class), got {a['vpc']}")
+    if needs_vpc and a["vpc"] is None:
         raise click.UsageError(f"--{kind} {a[kind]} needs --vpc K (videos per class)")
-    if a["vpc"] and not needs_vpc:
+    if a["vpc"] is not None and not needs_vpc:
         raise click.UsageError(
             "--vpc applies to --method random and --select (selections and synthetic sets "
             "carry theirs)"
