@@ -54,6 +54,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 STANDARDIZE = (None, "batch")
 
 
+ADDED_OFF = ("standardize",)  # keys omitted from to_dict() while None (see Recipe.to_dict)
+
+
 def standardize_batch(x, how: str | None):
     """VDSD's ``(x − x.mean()) / x.std()`` over the whole batch when ``how == "batch"``."""
     if how is None:
@@ -131,4 +134,11 @@ class Recipe:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The recipe as stored in result rows. Options added after rows were first written
+        are left out while at their "off" value, so a recipe that does not use them has the
+        same identity as before (rows stay paired and per-seed caches stay valid)."""
+        d = asdict(self)
+        for key in ADDED_OFF:
+            if d.get(key) is None:
+                d.pop(key, None)
+        return d
