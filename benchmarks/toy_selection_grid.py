@@ -155,6 +155,9 @@ def parse_args() -> argparse.Namespace:
         "--no-analysis", action="store_true", help="skip the embedding/coverage analysis"
     )
     ap.add_argument(
+        "--markdown-only", action="store_true", help="rewrite OUT/results.md from results.json"
+    )
+    ap.add_argument(
         "--toy-options", nargs="+", metavar="K=V", help="dataset knobs, e.g. num_classes=3"
     )
     ap.add_argument(
@@ -294,11 +297,51 @@ def write_markdown(args: argparse.Namespace) -> None:
         for r in rows
         if r["vpc"]
     )
+    md += "\n\n" + paper_tables(rows)
     (args.out / "results.md").write_text(md + "\n")
+
+
+def paper_tables(rows: list[dict]) -> str:
+    """Table-2/4-shaped grid (method × VPC: top-1 mean ± std and the paired IOR) and the
+    Table-6-shaped VST-UNet loss ablation (``vst-unet:losses=…`` rows)."""
+    vpcs = sorted({r["vpc"] for r in rows if r["vpc"]})
+    methods = sorted({r["method"] for r in rows if r["vpc"]}, key=lambda m: (m != "random", m))
+    cell = {(r["method"], r["vpc"]): r for r in rows}
+
+    def fmt(r: dict | None) -> str:
+        if r is None:
+            return "not run"
+        ior = "" if r["method"] == "random" else f" (IOR {format_ior(r)})"
+        return f"{r['top1_mean']:.1f} ± {r['top1_std']:.1f}{ior}"
+
+    head = "| method | " + " | ".join(f"VPC {v}" for v in vpcs) + " |"
+    lines = ["Paper-shaped grid (top-1 %, mean ± std over the runs; IOR = paired difference",
+             "to random, 95 % t-interval, verdict):", "", head,
+             "|---" * (len(vpcs) + 1) + "|"]  # fmt: skip
+    for m in methods:
+        lines.append(f"| {m} | " + " | ".join(fmt(cell.get((m, v))) for v in vpcs) + " |")
+    full = [r for r in rows if r["method"] == "full-real"]
+    if full:
+        lines.append(f"| full-real | {full[-1]['top1_mean']:.1f} ± {full[-1]['top1_std']:.1f} |")
+    ablation = {"ce": "vst-unet:losses=ce", "ce+div": "vst-unet:losses=ce+div",
+                "ce+rep": "vst-unet:losses=ce+rep", "ce+div+rep": "vst-unet"}  # fmt: skip
+    if any((name, 5) in cell for name in list(ablation.values())[:3]):
+        lines += ["", "VST-UNet losses at VPC 5 (paper Table 6 shape):", "",
+                  "| CE | Div | Rep | top-1 | IOR vs random |", "|---|---|---|---|---|"]  # fmt: skip
+        for losses, name in ablation.items():
+            r = cell.get((name, 5))
+            marks = ["✓", "✓" if "div" in losses else "", "✓" if "rep" in losses else ""]
+            acc = f"{r['top1_mean']:.1f} ± {r['top1_std']:.1f}" if r else "not run"
+            lines.append(f"| {' | '.join(marks)} | {acc} | {format_ior(r) if r else ''} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     args = parse_args()
+    if args.markdown_only:
+        write_markdown(args)
+        print(args.out / "results.md")
+        return
     from vidistill.embed import embed_store, embeddings_path
 
     args.runs_for = parse_runs_for(args.runs_for)
