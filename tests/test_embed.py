@@ -8,24 +8,12 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
+from stores import random_store
 from vidistill import registry
-from vidistill.clipstore import ClipRecord, ClipSpec, write_store
 from vidistill.embed import EmbeddingFile, embed_store, embeddings_path
 from vidistill.embed.store import StreamingSafetensorsWriter
 from vidistill.embed.videomae import frame_indices
 from vidistill.select import select_store
-
-
-def _store(root, frames=8, size=64, classes=3, per=(4, 2)):
-    spec = ClipSpec(frames=frames, size=size)
-    rng = np.random.default_rng(0)
-    recs, clips = [], []
-    for split, k in zip(("train", "test"), per, strict=True):
-        for c in range(classes):
-            for i in range(k):
-                clips.append(rng.integers(0, 256, spec.shape, dtype=np.uint8))
-                recs.append(ClipRecord(f"{split}-{c}-{i}", c, f"class{c}", split, {"mode": i % 2}))
-    return write_store(root, spec, [f"class{c}" for c in range(classes)], iter(clips), recs)
 
 
 def test_embedders_registered():
@@ -74,7 +62,7 @@ def _tiny_videomae(tmp_path, image_size=32, frames=4):
 def test_videomae_loads_saved_weights_and_embeds(tmp_path):
     """Real path: save_pretrained a tiny random VideoMAE, embed 8×64² clips (→ 4 frames × 32²)."""
     weights = _tiny_videomae(tmp_path)
-    store = _store(tmp_path / "store")
+    store = random_store(tmp_path / "store")
     path = embed_store(store, "videomae", weights=weights, batch_size=5, progress=False)
     assert path == embeddings_path(store.root, "videomae")
     emb = EmbeddingFile(path)
@@ -105,7 +93,7 @@ def test_videomae_loads_saved_weights_and_embeds(tmp_path):
 
 
 def test_videomae_without_weights_says_how(tmp_path):
-    store = _store(tmp_path / "store")
+    store = random_store(tmp_path / "store")
     with pytest.raises(ValueError, match="huggingface-cli download MCG-NJU/videomae-base"):
         embed_store(store, "videomae", progress=False)
 
@@ -118,7 +106,7 @@ def test_latent_embedder_flattens_vae_latents(tmp_path):
     from vidistill.generate import preset
     from vidistill.generate.vae import build_vae, encode_clips
 
-    store = _store(tmp_path / "store", size=32)
+    store = random_store(tmp_path / "store", size=32)
     torch.manual_seed(0)
     vae = build_vae(preset("tiny"), 32)
     vae.save_pretrained(tmp_path / "run" / "vae")  # a generate run folder holds vae/ ...
@@ -136,7 +124,7 @@ def test_latent_embedder_flattens_vae_latents(tmp_path):
 
 
 def test_classifier_embedder_trains_once_and_caches(tmp_path):
-    store = _store(tmp_path / "store")
+    store = random_store(tmp_path / "store")
     path = embed_store(store, "classifier", progress=False, epochs=1, batch_size=4, recipe="vdsd")
     emb = EmbeddingFile(path)
     assert emb.has_probs and emb.prob_rows(0, emb.n).shape == (emb.n, 3)
@@ -162,7 +150,7 @@ def test_classifier_embedder_trains_once_and_caches(tmp_path):
 
 
 def test_select_errors_name_the_fix(tmp_path):
-    store = _store(tmp_path / "store")
+    store = random_store(tmp_path / "store")
     with pytest.raises(FileNotFoundError, match="vidistill embed"):
         select_store(store, "tac-dt", 1, embedder="videomae", progress=False)
     with pytest.raises(ValueError, match="--embedder"):
@@ -174,7 +162,7 @@ def test_select_errors_name_the_fix(tmp_path):
 def test_streamed_selection_from_file_matches_in_memory(tmp_path):
     """--memory-budget-mb 0: classes are streamed from the safetensors file in 16-row blocks."""
     weights = _tiny_videomae(tmp_path)
-    store = _store(tmp_path / "store", size=16, per=(40, 1))
+    store = random_store(tmp_path / "store", size=16, per=(40, 1))
     embed_store(store, "videomae", weights=weights, batch_size=16, progress=False)
     for method in ("k-center", "herding", "tac-dt"):
         mem = select_store(store, method, 3, embedder="videomae", progress=False)
@@ -190,7 +178,7 @@ def test_streamed_selection_from_file_matches_in_memory(tmp_path):
 @pytest.mark.parametrize("method", registry.names("selector"))
 def test_every_selector_through_the_store_picks_in_class_clips(tmp_path, method):
     """select_store maps class positions back to store indices of that class, train split only."""
-    store = _store(tmp_path / "store", size=8, per=(6, 2))
+    store = random_store(tmp_path / "store", size=8, per=(6, 2))
     train = store.indices("train")
     rng = np.random.default_rng(0)
     w = StreamingSafetensorsWriter(
@@ -223,7 +211,7 @@ def test_cli_embed_select_errors_are_one_line(tmp_path):
 
     from vidistill.cli import main
 
-    store = _store(tmp_path / "store")
+    store = random_store(tmp_path / "store")
     runner = CliRunner()
     res = runner.invoke(main, ["embed", str(store.root), "--embedder", "videomae"])
     assert res.exit_code != 0 and "huggingface-cli download" in res.output

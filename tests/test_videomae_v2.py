@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
+from stores import random_store
 from vidistill.cli import main
-from vidistill.clipstore import ClipRecord, ClipSpec, write_store
 from vidistill.embed import EmbeddingFile, create_embedder, embed_store
 from vidistill.embed.videomae_v2 import FC_NORM_FILE, infer_config, load_videomae_v2
 
@@ -105,18 +105,6 @@ def converted_features(model, fc_norm, x: torch.Tensor) -> torch.Tensor:
 
 def _video(seed=1, batch=2) -> torch.Tensor:
     return torch.randn(batch, 3, FRAMES, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
-
-
-def _store(root, frames=8, size=64, classes=2, per=(3, 1)):
-    spec = ClipSpec(frames=frames, size=size)
-    rng = np.random.default_rng(0)
-    recs, clips = [], []
-    for split, k in zip(("train", "test"), per, strict=True):
-        for c in range(classes):
-            for i in range(k):
-                clips.append(rng.integers(0, 256, spec.shape, dtype=np.uint8))
-                recs.append(ClipRecord(f"{split}-{c}-{i}", c, f"class{c}", split, {}))
-    return write_store(root, spec, [f"class{c}" for c in range(classes)], iter(clips), recs)
 
 
 def _save_all_forms(tmp_path, sd) -> dict[str, object]:
@@ -224,7 +212,7 @@ def test_convert_cli_writes_a_folder_the_embedder_loads(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".converted")]  # no temp left
 
     # the folder and the .pth give the same vectors, and both are the official features
-    store = _store(tmp_path / "store")
+    store = random_store(tmp_path / "store", classes=2, per=(3, 1))
     folder = embed_store(store, "videomae", weights=dst, progress=False)
     direct = embed_store(
         store,
@@ -260,7 +248,7 @@ class NotATensor:
 def test_pickled_objects_are_refused_with_one_line(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"module": official_state_dict(), "extra": NotATensor()}, bad)
-    store = _store(tmp_path / "store")
+    store = random_store(tmp_path / "store", classes=2, per=(3, 1))
     for args in (
         ["embed", store.root, "--embedder", "videomae", "--weights", bad, "-o", "num_heads=3"],
         ["convert", "videomae-v2", bad, tmp_path / "out"],
