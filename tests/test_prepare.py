@@ -94,6 +94,61 @@ def test_corrupt_files_are_skipped_and_recorded(folder_root: Path, tmp_path: Pat
     assert all(s["status"] == "skipped" for s in store.skipped)
 
 
+def test_a_folder_of_only_broken_files_is_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    for cls in ("jump", "run"):
+        (root / "train" / cls).mkdir(parents=True)
+        (root / "train" / cls / "a.mp4").write_bytes(b"")
+        (root / "train" / cls / "b.mp4").write_text("not a video")
+    with pytest.raises(ValueError, match=r"all 4 files were skipped .*2 × .*0 bytes"):
+        prepare(FolderDataset(root), tmp_path / "store", spec=SPEC, workers=1, progress=False)
+    assert not (tmp_path / "store" / "store.json").exists()
+
+
+_POOL_KILL_SCRIPT = """
+import sys
+from vidistill.clipstore import ClipSpec
+from vidistill.datasets.toy import ToyDataset
+from vidistill.prepare import prepare
+prepare(ToyDataset(num_classes=10, train_per_class=200, test_per_class=10), sys.argv[1],
+        spec=ClipSpec(frames=8, size=64), workers=2, progress=False)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    kids: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        kids |= {int(c) for c in (task / "children").read_text().split()}
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_killed_prepare_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """SIGKILL of ``prepare`` with a process pool: its workers die with it (no orphans)."""
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", _POOL_KILL_SCRIPT, str(out)])
+    deadline, workers = time.time() + 60, set()
+    while time.time() < deadline and not (len(workers) >= 2 and (out / ".parts").is_dir()):
+        workers = _children(proc.pid) if proc.poll() is None else workers
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the pool never started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    alive = workers
+    while alive and time.time() < deadline:
+        alive = {w for w in alive if Path(f"/proc/{w}").exists() and _state(w) != "Z"}
+        time.sleep(0.05)
+    assert not alive, f"workers {sorted(alive)} outlived their killed parent"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
+
+
 def test_csv_variant_rejects_escaping_paths(folder_root: Path) -> None:
     (folder_root / "ok.csv").write_text("path,label,split\ntrain/jump/jump0.mp4,jump,train\n")
     assert len(FolderDataset(folder_root, csv_file="ok.csv").items()) == 1

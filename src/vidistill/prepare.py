@@ -55,6 +55,30 @@ def _init_worker(dataset: Dataset) -> None:
     _WORKER_DATASET = dataset
 
 
+def die_with_parent(parent: int) -> None:
+    """Linux: the kernel SIGKILLs this process when its parent dies (``PR_SET_PDEATHSIG``), so
+    a killed ``prepare`` leaves no worker behind holding memory on a shared node. Elsewhere a
+    no-op (the pool's own shutdown handles normal exits)."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl: keep the old behaviour
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_pool_worker(dataset: Dataset, parent: int) -> None:
+    die_with_parent(parent)
+    _init_worker(dataset)
+
+
 def _work(args: tuple[VideoItem, ClipSpec, str, int]) -> tuple[int, str | None]:
     item, spec, parts, i = args
     dataset = _WORKER_DATASET
@@ -125,7 +149,7 @@ def prepare(
             bar.update()
     else:
         with ProcessPoolExecutor(
-            max_workers=workers, initializer=_init_worker, initargs=(dataset,)
+            max_workers=workers, initializer=_init_pool_worker, initargs=(dataset, os.getpid())
         ) as pool:
             for _ in pool.map(_work, jobs, chunksize=max(1, min(16, len(todo) // (4 * workers)))):
                 bar.update()
@@ -138,6 +162,17 @@ def prepare(
         if sp.exists():
             rec = json.loads(sp.read_text())
             skipped.append({**asdict(items[i]), "status": "skipped", "reason": rec["reason"]})
+
+    if not ok:
+        reasons: dict[str, int] = {}
+        for sk in skipped:
+            reasons[sk["reason"]] = reasons.get(sk["reason"], 0) + 1
+        top = "; ".join(f"{n} × {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+        raise ValueError(
+            f"prepare {dataset.name}: no clip could be read — all {len(skipped)} files were "
+            f"skipped ({top or 'no files found'}); no store was written to {out}. Check the "
+            "source path and that the files are videos PyAV can decode"
+        )
 
     def stream() -> Iterator[np.ndarray]:
         for i in ok:
