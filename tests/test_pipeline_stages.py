@@ -147,3 +147,24 @@ def test_killed_stage_runs_again_and_only_it(first_run: Path, monkeypatch) -> No
         "synthesize/dm/vpc1/seed0": "skip",
         "evaluate/dm/vpc1": "skip",
     }
+
+
+def test_two_runs_on_one_directory_never_interleave(tmp_path: Path) -> None:
+    """The second `vidistill run` on a directory in use refuses at once, naming the first;
+    once the first has finished the directory is free again."""
+    from click.testing import CliRunner
+
+    from vidistill.cli import main
+    from vidistill.errors import RunInUse
+    from vidistill.pipeline import run_lock, run_pipeline
+
+    out = tmp_path / "run"
+    with run_lock(out):
+        with pytest.raises(RunInUse, match=r"in use by vidistill run \(pid \d+\)"):
+            run_pipeline({}, out)  # refused before reading the config: nothing written
+        result = CliRunner().invoke(main, ["run", "toy-demo", "--out", str(out)])
+        assert result.exit_code != 0 and "Error:" in result.output and "in use" in result.output
+        assert "Traceback" not in result.output
+        assert not (out / "stages").exists()
+    with run_lock(out):  # released
+        pass

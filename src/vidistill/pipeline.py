@@ -16,13 +16,16 @@ stage's own writes are atomic, so nothing half-written is ever read back.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import hashlib
 import json
+import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ import yaml
 from vidistill import __version__, registry
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore
+from vidistill.errors import RunInUse
 from vidistill.evaluate.costs import peak_rss_mb
 
 DEFAULTS: dict[str, Any] = {
@@ -153,7 +157,40 @@ def synth_path(root: Path, method: str, vpc: int, seed: int) -> Path:
     return root / "synth" / f"{method}_vpc{vpc}_seed{seed}"
 
 
+@contextlib.contextmanager
+def run_lock(root: Path) -> Iterator[None]:
+    """Hold ``root/.run.lock`` (``flock``) for the whole run, so two ``vidistill run`` on one
+    directory never interleave their writes: the second refuses at once, naming the first."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".run.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise RunInUse(
+                f"{root} is in use by {holder}: wait for that run to finish (it resumes "
+                "from its stages), or pass another --out"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"vidistill run (pid {os.getpid()})")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_pipeline(
+    config: dict[str, Any], out: str | Path, log: Callable[[str], None] = print
+) -> Path:
+    """:func:`_run_pipeline` under the run directory's lock."""
+    with run_lock(Path(out)):
+        return _run_pipeline(config, out, log)
+
+
+def _run_pipeline(
     config: dict[str, Any], out: str | Path, log: Callable[[str], None] = print
 ) -> Path:
     """Prepare → (embed → select | synthesize) → evaluate (+ references) → report.
