@@ -138,3 +138,10 @@ def test_selection_follows_the_clips_not_their_positions(method):
     b = run_selector(method, ClassData.from_array(x[perm]), 3, seed=0)
     chosen = sorted(map(tuple, x[a].round(4).tolist()))
     assert chosen == sorted(map(tuple, x[perm][b].round(4).tolist()))
+
+
+def test_non_finite_embeddings_stop_selection_with_a_message():
+    x = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    x[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        run_selector("tac-dt", ClassData.from_array(x), 2)

@@ -65,6 +65,8 @@ class ClassData:
             x = np.ascontiguousarray(x, dtype=np.float32)
             if x.ndim != 2:
                 raise ValueError(f"class {name!r}: embeddings must be (n, D), got {x.shape}")
+            if not np.isfinite(x).all():
+                raise ValueError(f"class {name!r}: embeddings hold NaN/Inf values")
             n = x.shape[0]
         if n is None:
             raise ValueError("give embeddings or n")
@@ -99,7 +101,8 @@ class ClassData:
             for s in range(0, self.n, step):
                 yield s, self._array[s : s + step]
         else:
-            yield from self._reader.iter_rows(self._positions, self.chunk_rows)
+            for s, block in self._reader.iter_rows(self._positions, self.chunk_rows):
+                yield s, self._finite(block)
 
     def load(self) -> np.ndarray:
         """The whole ``(n, D)`` class matrix in memory (methods that need it at once)."""
@@ -108,8 +111,20 @@ class ClassData:
             out = np.empty((self.n, self.dim), np.float32)
             for s, block in self._reader.iter_rows(self._positions, self.chunk_rows):
                 out[s : s + len(block)] = block
-            self._array = out
+            self._array = self._finite(out)
         return self._array
+
+    def _finite(self, block: np.ndarray) -> np.ndarray:
+        """NaN / Inf in embeddings would make every distance meaningless: stop, name them."""
+        bad = ~np.isfinite(block)
+        if bad.any():
+            where = getattr(self._reader, "path", "the embeddings")
+            raise ValueError(
+                f"class {self.name!r}: {int(bad.any(1).sum())} clip embeddings hold NaN/Inf "
+                f"values ({where}); the embedder diverged or the file is damaged — re-run "
+                "`vidistill embed` for this store"
+            )
+        return block
 
     def mean(self) -> np.ndarray:
         total = np.zeros(self.dim, np.float64)
