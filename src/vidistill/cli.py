@@ -4,6 +4,7 @@ from vidistill.commands import (  # noqa: F401  (each module registers its comma
     convert,
     data,
     evaluate,
+    export,
     generate,
     report,
     run,

@@ -1,4 +1,4 @@
-"""Decode one fixed clip from a video file with PyAV, and write videos (for tests and GIFs).
+"""Decode one fixed clip from a video file with PyAV, and write videos (tests, GIFs, export).
 
 Sampling policy (stated, deterministic): the clip spans ``frames * stride`` source
 frames centred in the video; shorter videos follow ``spec.short_policy``. Frames are
@@ -110,6 +110,60 @@ def write_video(
             for packet in stream.encode(
                 av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
             ):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+# Lossless encoders for `vidistill export`: codec → (container extension, pixel format).
+# libx264rgb at qp 0 codes the RGB planes themselves (no YUV conversion, no chroma
+# subsampling), so every decoded pixel equals the written one; its High 4:4:4 Predictive
+# profile plays in ffmpeg/ffplay/VLC but not in most browsers. FFV1 in Matroska is the
+# archival lossless alternative where a PyAV build lacks x264.
+LOSSLESS_CODECS: dict[str, tuple[str, str]] = {
+    "libx264rgb": (".mp4", "rgb24"),
+    "ffv1": (".mkv", "bgr0"),
+}
+
+
+def check_lossless_codec(codec: str) -> str:
+    """``codec`` if it is a lossless codec this PyAV build can encode, else a ValueError
+    naming what to use instead."""
+    if codec not in LOSSLESS_CODECS:
+        raise ValueError(
+            f"unknown lossless codec {codec!r}; choose one of: {', '.join(LOSSLESS_CODECS)}"
+        )
+    try:
+        av.codec.Codec(codec, "w")
+    except ValueError as err:  # UnknownCodecError: this FFmpeg build was made without it
+        others = [c for c in LOSSLESS_CODECS if c != codec]
+        raise ValueError(
+            f"this PyAV build (av {av.__version__}) cannot encode {codec}; use --codec {others[0]}"
+        ) from err
+    return codec
+
+
+def write_lossless_video(path: str | Path, frames: np.ndarray, codec: str, fps: int = 8) -> Path:
+    """Write uint8 ``(T,H,W,3)`` RGB frames so that :func:`decode_clip` (same T and size,
+    stride 1) returns them bit for bit. ``path`` should carry the codec's extension."""
+    ext, pix_fmt = LOSSLESS_CODECS[check_lossless_codec(codec)]
+    path = Path(path)
+    if path.suffix.lower() != ext:
+        raise ValueError(f"{codec} is written to a {ext} file, not {path.name}")
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames (T,H,W,3), got {frames.shape} {frames.dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = pix_fmt
+        if codec == "libx264rgb":
+            stream.options = {"qp": "0"}  # qp 0: x264's lossless mode
+        for arr in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -1,4 +1,11 @@
-"""folder: users' own videos, as ``root/{train,test}/<class>/*.ext`` or a CSV ``path,label,split``."""
+"""folder: users' own videos, as ``root/{train,test}/<class>/*.ext`` or a CSV.
+
+The CSV is either ``path,label,split`` (paths relative to the root) or the field's
+``folder_name,label,split`` (the MiniUCF / HMDB51 split files: the video is
+``root/<label>/<folder_name>.<ext>``), which is what `vidistill export` writes.
+``root/videos.csv`` is read without ``--csv``; ``root/classes.txt`` (one name a line), when
+present, fixes the class order (label indices) instead of the sorted names.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 
 
 class FolderDataset(Dataset):
-    """Class names are sorted folder names (or sorted CSV labels), so label indices are stable."""
+    """Class names are sorted folder names (or sorted CSV labels), so label indices are stable;
+    ``root/classes.txt`` overrides the order (an exported set keeps its original labels)."""
 
     name = "folder"
 
@@ -55,23 +63,47 @@ class FolderDataset(Dataset):
         rows = []
         with open(path, newline="") as fh:
             reader = csv.DictReader(fh)
-            missing = {"path", "label", "split"} - set(reader.fieldnames or [])
+            columns = set(reader.fieldnames or [])
+            key = "folder_name" if "path" not in columns and "folder_name" in columns else "path"
+            missing = {key, "label", "split"} - columns
             if missing:
                 raise ValueError(
-                    f"{path}: missing column(s) {sorted(missing)}; need path,label,split"
+                    f"{path}: missing column(s) {sorted(missing)}; need path,label,split "
+                    "or folder_name,label,split"
                 )
             for line, row in enumerate(reader, start=2):
-                target = (self.root / row["path"]).resolve()
+                rel = row["path"] if key == "path" else self._video_of(row)
+                target = (self.root / rel).resolve()
                 if not target.is_relative_to(self.root):
                     raise ValueError(
-                        f"{path}:{line}: path {row['path']!r} escapes the dataset root {self.root}; "
+                        f"{path}:{line}: path {rel!r} escapes the dataset root {self.root}; "
                         "use paths relative to the root"
                     )
                 rows.append((str(target.relative_to(self.root)), row["label"], row["split"]))
         return self._build(rows)
 
+    def _video_of(self, row: dict[str, str]) -> str:
+        """``<label>/<folder_name>`` with the first video extension found on disk (none
+        found: the bare name, which `prepare` records as a missing file)."""
+        stem = f"{row['label']}/{row['folder_name']}"
+        for ext in VIDEO_EXTENSIONS:
+            if (self.root / (stem + ext)).is_file():
+                return stem + ext
+        return stem
+
+    def _class_order(self, labels: set[str]) -> list[str]:
+        order_file = self.root / "classes.txt"
+        if not order_file.is_file():
+            return sorted(labels)
+        names = [n.strip() for n in order_file.read_text().splitlines() if n.strip()]
+        unknown = sorted(labels - set(names))
+        if unknown or len(set(names)) != len(names):
+            problem = f"lacks {unknown[:5]}" if unknown else "repeats a name"
+            raise ValueError(f"{order_file} {problem}; it lists every class once, in label order")
+        return names
+
     def _build(self, rows: list[tuple[str, str, str]]) -> list[VideoItem]:
-        self.class_names = sorted({label for _, label, _ in rows})
+        self.class_names = self._class_order({label for _, label, _ in rows})
         index = {c: i for i, c in enumerate(self.class_names)}
         return [VideoItem(p, index[c], c, s) for p, c, s in rows]
 
