@@ -7,3 +7,47 @@ class VideoError(Exception):
 
 class RunInUse(FileExistsError):
     """Another process holds this run directory's lock (two ``vidistill run`` on one --out)."""
+
+
+# Import name → (distribution, extra) of every optional dependency (pyproject.toml
+# [project.optional-dependencies]; tests/test_first_user_errors.py keeps the two in step).
+OPTIONAL_DEPENDENCIES: dict[str, tuple[str, str]] = {
+    "diffusers": ("diffusers", "models"),
+    "transformers": ("transformers", "models"),
+    "accelerate": ("accelerate", "models"),
+    "matplotlib": ("matplotlib", "report"),
+    "PIL": ("pillow", "report"),
+}
+# Import name → distribution of the required ones (missing only in a broken install).
+REQUIRED_DEPENDENCIES: dict[str, str] = {
+    "torch": "torch",
+    "av": "av",
+    "numpy": "numpy",
+    "safetensors": "safetensors",
+    "yaml": "pyyaml",
+    "click": "click",
+    "tqdm": "tqdm",
+    "sklearn": "scikit-learn",
+    "scipy": "scipy",  # comes with scikit-learn
+}
+
+
+def missing_dependency_message(err: ModuleNotFoundError) -> str | None:
+    """What to install for a ModuleNotFoundError of one of our dependencies (None for any
+    other module: that is a bug, and its traceback is the useful answer)."""
+    top = (err.name or "").split(".")[0]
+    if top in OPTIONAL_DEPENDENCIES:
+        dist, extra = OPTIONAL_DEPENDENCIES[top]
+        return (
+            f"{dist} is not installed; this needs vidistill's optional '{extra}' "
+            f"dependencies: pip install 'vidistill[{extra}]'"
+        )
+    if top == "torch":
+        return (
+            "torch is not installed; install the torch for your machine first "
+            "(CPU: pip install torch; GPU: the wheel for your CUDA), then vidistill"
+        )
+    if top in REQUIRED_DEPENDENCIES:
+        dist = REQUIRED_DEPENDENCIES[top]
+        return f"{dist} is not installed, but vidistill needs it (a broken install?): pip install {dist}"
+    return None

@@ -10,9 +10,27 @@ from typing import Any
 import click
 
 from vidistill import __version__
+from vidistill.errors import missing_dependency_message
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """The root group: a missing dependency, wherever a command imports it, ends in a one-line
+    ``Error: ... pip install 'vidistill[EXTRA]'``, not a ModuleNotFoundError traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as err:
+            message = missing_dependency_message(err)
+            if message is None:
+                raise
+            raise click.ClickException(message) from err
+
+
+@click.group(
+    cls=_Main,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="vidistill")
 def main() -> None:
     """vidistill: video dataset distillation — prepare, embed, select, generate, synthesize,
