@@ -66,3 +66,12 @@ def names(kind: str) -> list[str]:
 
 def kinds() -> list[str]:
     return sorted(_PROVIDERS)
+
+
+def kind(name: str) -> str:
+    """The registry kind ``name`` names, singular or plural (``selectors`` → ``selector``)."""
+    key = name.strip().lower()
+    for k in kinds():
+        if key in (k, f"{k}s"):
+            return k
+    raise KeyError(f"unknown kind {name!r}; choose one of: {', '.join(kinds())} (or a plural)")

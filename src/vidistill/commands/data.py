@@ -200,10 +200,18 @@ def info(store, as_json):
         _print_summary(summary)
 
 
+def _kind(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        return None if value is None else registry.kind(value)
+    except KeyError as err:
+        raise click.BadParameter(str(err).strip("'\"")) from err
+
+
 @main.command("list")
-@click.argument("kind", required=False, type=click.Choice(registry.kinds()))
+@click.argument("kind", required=False, metavar="[KIND]", callback=_kind)
 def list_components(kind):
-    """Print registered components (datasets, nets, embedders, selectors, synthesizers)."""
+    """Print registered components; KIND (one of augment, dataset, embedder, net, selector,
+    synthesizer, singular or plural: `vidistill list selectors`) prints one kind."""
     for k in [kind] if kind else registry.kinds():
         click.echo(f"{k}: {', '.join(registry.names(k)) or '(none yet)'}")
 
