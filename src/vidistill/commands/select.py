@@ -27,6 +27,42 @@ def _train_store_option(embedder: str, train_store: str | None) -> dict[str, str
     return {"train_store": train_store}
 
 
+def _embedding_files(store: str) -> list[str]:
+    """Embedder names of ``STORE/embeddings/*.safetensors`` that hold an ``embeddings``
+    tensor (a cached network there, e.g. classifier-net.safetensors, is not one)."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    names = []
+    for path in sorted(Path(store, "embeddings").glob("*.safetensors")):
+        if path.name.startswith("."):
+            continue  # a temp file of an embed in progress
+        with safe_open(str(path), framework="numpy") as fh:
+            if "embeddings" in fh.keys():  # noqa: SIM118
+                names.append(path.stem)
+    return names
+
+
+def _default_embedder(store: str, method: str, embedder: str | None) -> str | None:
+    """``--embedder`` left out: the store's only embeddings file, if the method needs one."""
+    if embedder is not None or not getattr(
+        registry.get("selector", method), "needs", ("embeddings",)
+    ):
+        return embedder
+    names = _embedding_files(store)
+    if len(names) == 1:
+        click.echo(f"using {store}/embeddings/{names[0]}.safetensors (--embedder {names[0]})")
+        return names[0]
+    if len(names) > 1:
+        raise click.UsageError(
+            f"{store}/embeddings holds {len(names)} embeddings files "
+            f"({', '.join(n + '.safetensors' for n in names)}); choose one with --embedder "
+            f"{' | '.join(names)}"
+        )
+    return None  # none: select_store says to run `vidistill embed` first
+
+
 @main.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--embedder", required=True, help=f"One of: {', '.join(registry.names('embedder'))}.")
@@ -75,7 +111,12 @@ def embed(store, embedder, weights, split, batch_size, seed, device, train_store
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), help="Selection JSON to write."
 )
-@click.option("--embedder", default=None, help="Embeddings to select on (from `vidistill embed`).")
+@click.option(
+    "--embedder",
+    default=None,
+    help="Embeddings to select on (from `vidistill embed`) [default: the store's only "
+    "embeddings file, if it has exactly one].",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--split", default="train", show_default=True, help="Pool split ('all' = every clip)."
@@ -93,6 +134,7 @@ def select(store, method, vpc, out, embedder, seed, split, memory_budget_mb, opt
     from vidistill.select import select_store
 
     with clean_errors():
+        embedder = _default_embedder(store, method, embedder)
         doc = select_store(
             store,
             method,
