@@ -175,7 +175,7 @@ def infer_architecture(
     if heads is None:
         raise ValueError(
             f"{where}: hidden size {hidden} is not an official Latte size "
-            f"({sorted(HEADS_BY_DIM)}); pass the head count (--num-heads)"
+            f"({sorted(HEADS_BY_DIM)}); pass the head count (`vidistill convert latte --num-heads`)"
         )
     arch = {
         "hidden": int(hidden),
