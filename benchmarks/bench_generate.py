@@ -110,7 +110,7 @@ def main() -> None:
     print(
         f"device {summary['device']} (mixed precision: {summary['mixed_precision']}), threads "
         f"{torch.get_num_threads()}; Latte {count_params(model) / 1e6:.2f} M params (hidden "
-        f"{cfg.hidden}, {cfg.layers}+{cfg.layers} blocks, {cfg.heads} heads, patch {cfg.patch}); "
+        f"{cfg.hidden}, depth {cfg.depth}, {cfg.heads} heads, patch {cfg.patch}); "
         f"latents {c}×{t}×{h}²"
     )
     print(

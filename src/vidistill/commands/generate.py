@@ -27,7 +27,7 @@ def generate() -> None:
     "preset_name",
     default="toy",
     show_default=True,
-    help="Generator preset: toy, latte-s, tiny.",
+    help="Generator preset: toy, latte-s (Latte-S/2), latte-xl (Latte-XL/2), tiny.",
 )
 @click.option("--steps", type=int, help="Denoiser training steps (preset default otherwise).")
 @click.option("--batch", type=int, help="Batch per device.")
@@ -42,8 +42,10 @@ def generate() -> None:
 @click.option(
     "--init",
     "init_dir",
-    type=click.Path(exists=True, file_okay=False),
-    help="Pretrained diffusers LatteTransformer3DModel folder to fine-tune.",
+    type=click.Path(exists=True),
+    help="Fine-tune from an official class-conditional Latte checkpoint (e.g. ucf101.pt, read "
+    "weights-only) or a `vidistill convert latte` folder: its architecture and diffusion "
+    "settings replace the preset's; label rows are mapped by class name.",
 )
 @click.option(
     "--prediction",
@@ -82,7 +84,15 @@ def train_cmd(
             checkpoint_every=checkpoint_every,
             seed=seed,
         )
-        summary = train(store, out, cfg, vae_dir=vae_dir, init=init_dir, cpu=cpu)
+        summary = train(
+            store,
+            out,
+            cfg,
+            vae_dir=vae_dir,
+            init=init_dir,
+            cpu=cpu,
+            log=lambda m: click.echo(m, err=True),
+        )
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     summary = {k: v for k, v in summary.items() if k != "loss_history"}
@@ -103,12 +113,25 @@ def train_cmd(
     show_default=True,
     help="Classifier-free guidance scale (1.0 = none).",
 )
-@click.option("--sampler", type=click.Choice(["ddim", "dpm"]), default="ddim", show_default=True)
+@click.option(
+    "--sampler",
+    type=click.Choice(["ddim", "dpm", "ddpm"]),
+    default="ddim",
+    show_default=True,
+    help="ddpm = the official Latte sampler (use --steps 250 --guidance 7 for ucf101.pt).",
+)
 @click.option("--batch", type=int, default=32, show_default=True, help="Clips per batch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Batch b uses seed + b.")
 @click.option("--no-ema", is_flag=True, help="Sample from the raw weights instead of the EMA.")
-def sample_cmd(run_dir, per_class, out, steps, guidance, sampler, batch, seed, no_ema):
-    """Sample a class-balanced pool from the trained RUN_DIR (resumes by batch)."""
+@click.option(
+    "--vae",
+    "vae_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="AutoencoderKL folder to decode with (default: the one RUN_DIR records).",
+)
+def sample_cmd(run_dir, per_class, out, steps, guidance, sampler, batch, seed, no_ema, vae_dir):
+    """Sample a class-balanced pool from RUN_DIR — a finished `generate train` run or a
+    `vidistill convert latte` folder (resumes by batch)."""
     from vidistill.generate import sample_pool
 
     try:
@@ -122,6 +145,7 @@ def sample_cmd(run_dir, per_class, out, steps, guidance, sampler, batch, seed, n
             batch=batch,
             seed=seed,
             ema=not no_ema,
+            vae=vae_dir,
         )
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e

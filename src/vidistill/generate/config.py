@@ -1,25 +1,34 @@
 """Generator configuration and presets (saved as JSON beside every checkpoint).
 
-Two presets, each a stated choice:
+The denoiser is the official class-conditional Latte (``latte.py``); ``hidden``, ``depth``
+(all blocks: spatial and temporal alternate, so ``depth / 2`` of each), ``heads``,
+``patch``, ``mlp_ratio`` and ``learn_sigma`` are its constructor's arguments. Presets, each a
+stated choice:
 
 * ``toy`` — for the procedural toy set (8 × 64² clips) on 2 CPU cores: a small
   ``AutoencoderKL`` trained here (channels 16-32-32, 4× down, 4 latent channels →
-  latents 8 × 4 × 16²; 400 steps of 16 frames — channels 32-64-64 cost 4 s a step) and
-  a tiny Latte (hidden 96, 3 spatial + 3 temporal blocks, 4 heads, patch 4: 16 tokens
-  per frame, 0.9 M parameters; patch 2 / hidden 128 was 10× slower, 4 s per batch of
-  32 on one core); 5000 steps (~2.7 steps/s on one core). Quality is what that buys:
-  far from converged, see docs/generation.md.
-* ``latte-s`` — the paper's scale: 16 frames, SD-VAE latents 4 × 32² (pass ``--vae``),
-  a Latte-S-size denoiser (hidden 384, 6 heads, patch 2, 12 spatial + 12 temporal
-  blocks, ≈ 51 M parameters with the label cross-attention), AdamW lr 1e-4, EMA 0.9999.
+  latents 4 × 8 × 16²; 400 steps of 16 frames) and a tiny Latte (hidden 96, depth 6 = 3
+  spatial + 3 temporal blocks, 4 heads, patch 4: 16 tokens per frame; patch 2 / hidden 128
+  was 10× slower on one core), 5000 steps, **v-prediction**, fixed variance.
+* ``latte-s`` — the official Latte-S/2 (hidden 384, depth 12, 6 heads, patch 2, learned
+  sigma, ε-prediction) for SD-VAE latents (pass ``--vae``), AdamW lr 1e-4, EMA 0.9999.
+* ``latte-xl`` — the official Latte-XL/2 (hidden 1152, depth 28, 16 heads): the size of the
+  released ``ucf101.pt``; the recipe of its ``configs/ucf101/ucf101_train.yaml`` (AdamW
+  1e-4, no weight decay, no warm-up, EMA 0.9999, local batch 5). ``--init`` takes the
+  architecture and diffusion settings from the checkpoint in any case.
+* ``tiny`` — tests only.
 
-Diffusion (both presets): DDPM with 1000 steps, linear betas 1e-4 → 0.02 (the DiT/Latte
-defaults). ``latte-s`` predicts ε as Latte does; ``toy`` predicts **v** (Salimans & Ho):
-with ε-prediction, the toy model after 250 steps had a high-noise ε-error of MSE ≈ 0.02,
-which x̂₀ = (x_t − √(1−ᾱ)ε̂)/√ᾱ amplifies ~150× at t ≈ 999 — DDIM samples ended with
-latent std ≈ 6-7 instead of 1 (at every guidance scale); v-prediction's x̂₀ does not
-divide by √ᾱ. Latte learns the variance too ("learned sigma"); we do not, with the fixed
-DDPM variance, which DDIM and DPM-Solver sampling do not need.
+Diffusion (all presets): DDPM with 1000 steps, linear betas 1e-4 → 0.02 (the DiT/Latte
+defaults). The Latte presets predict ε and learn the variance as the official model does
+(``learn_sigma``: loss = MSE(ε) + the improved-DDPM variational term on the variance
+channels, mean frozen); ``toy`` predicts **v** (Salimans & Ho) with a fixed variance: with
+ε-prediction, the toy model after 250 steps had a high-noise ε-error of MSE ≈ 0.02, which
+x̂₀ = (x_t − √(1−ᾱ)ε̂)/√ᾱ amplifies ~150× at t ≈ 999 — DDIM samples ended with latent std ≈
+6-7 instead of 1 (at every guidance scale); v-prediction's x̂₀ does not divide by √ᾱ.
+
+Gradient clipping: the official recipe clips at 0.1 only from step 100,000 on
+(``start_clip_iter``), so fine-tuning runs shorter than that never clip: the Latte presets
+do not clip (``grad_clip=0``); ``toy`` clips at 1.0 (from scratch, large LR).
 """
 
 from __future__ import annotations
@@ -42,10 +51,11 @@ class GenerateConfig:
     vae_kl_weight: float = 1e-6  # SD's KL weight: a near-deterministic autoencoder
     # ---- Latte denoiser ----
     hidden: int = 96
-    layers: int = 3  # spatial blocks; as many temporal blocks are interleaved
+    depth: int = 6  # all blocks (official ``depth``): spatial and temporal alternate
     heads: int = 4
     patch: int = 4
-    label_tokens: int = 1  # class embedding → this many cross-attention tokens
+    mlp_ratio: float = 4.0
+    learn_sigma: bool = False  # 2·C outputs: ε (or v) and the variance interpolation
     # ---- diffusion ----
     num_train_timesteps: int = 1000
     beta_schedule: str = "linear"
@@ -53,7 +63,7 @@ class GenerateConfig:
     beta_end: float = 0.02
     prediction_type: str = "v_prediction"  # toy; latte-s: "epsilon" (Latte's)
     # ---- training ----
-    steps: int = 5000  # toy: ~31 min on one CPU core (docs/generation.md); latte-s overrides
+    steps: int = 5000  # toy (docs/generation.md); the Latte presets override
     batch: int = 32
     lr: float = 5e-4
     weight_decay: float = 0.0
@@ -75,9 +85,13 @@ class GenerateConfig:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if not 0.0 <= self.label_dropout < 1.0:
             raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
-        for name in ("steps", "batch", "checkpoint_every", "patch", "layers"):
+        for name in ("steps", "batch", "checkpoint_every", "patch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.depth < 2 or self.depth % 2:
+            raise ValueError(
+                f"depth must be even and >= 2 (spatial/temporal block pairs), got {self.depth}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -87,6 +101,12 @@ class GenerateConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GenerateConfig:
         known = {f.name for f in fields(cls)}
+        if "label_tokens" in d or "layers" in d:
+            raise ValueError(
+                "this generator config was written by the previous Latte (a diffusers "
+                "text-to-video model with a label cross-attention, before issue 16); its "
+                "weights do not fit the official class-conditional Latte — retrain it"
+            )
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown generator config keys {unknown}; known: {sorted(known)}")
@@ -105,17 +125,38 @@ PRESETS: dict[str, GenerateConfig] = {
     "latte-s": GenerateConfig(
         preset="latte-s",
         hidden=384,
-        layers=12,
+        depth=12,
         heads=6,
         patch=2,
+        learn_sigma=True,
+        prediction_type="epsilon",
         steps=100_000,
         batch=16,
         lr=1e-4,
         warmup_steps=0,
+        grad_clip=0.0,
         ema_decay=0.9999,
         checkpoint_every=2000,
-        prediction_type="epsilon",
         vae_channels=(64, 128, 256, 256),
+        vae_layers_per_block=2,
+        vae_norm_groups=32,
+    ),
+    "latte-xl": GenerateConfig(
+        preset="latte-xl",
+        hidden=1152,
+        depth=28,
+        heads=16,
+        patch=2,
+        learn_sigma=True,
+        prediction_type="epsilon",
+        steps=100_000,
+        batch=5,
+        lr=1e-4,
+        warmup_steps=0,
+        grad_clip=0.0,
+        ema_decay=0.9999,
+        checkpoint_every=2000,
+        vae_channels=(128, 256, 512, 512),
         vae_layers_per_block=2,
         vae_norm_groups=32,
     ),
@@ -128,7 +169,7 @@ PRESETS: dict[str, GenerateConfig] = {
         vae_steps=3,
         vae_batch=8,
         hidden=32,
-        layers=1,
+        depth=2,
         heads=2,
         patch=2,
         steps=4,

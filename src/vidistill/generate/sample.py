@@ -1,9 +1,20 @@
 """`vidistill generate sample`: class-conditional sampling with CFG → a pool ClipStore.
 
 Classifier-free guidance (Ho & Salimans): ε̂ = ε̂(x, ∅) + w·(ε̂(x, y) − ε̂(x, ∅)), both
-branches in one batch; w = ``guidance`` (4.0 default; 1.0 turns guidance off). Samplers:
-DDIM (η = 0, deterministic) or DPM-Solver++ (2nd order multistep), both from the
-training DDPM config. The pool is ordered class by class (``per_class`` clips each) and
+branches in one batch, ∅ the null label (row ``num_classes``); w = ``guidance`` (4.0
+default; 1.0 turns guidance off). As the official ``forward_with_cfg``, guidance acts on
+the ε (or v) channels only; a ``learn_sigma`` model's variance channels are taken from the
+conditional branch. Samplers, all from the training DDPM config with the official
+respacing (timesteps round(linspace(0, 999, steps))):
+
+* ``ddpm`` — ancestral DDPM (the official UCF101 sampler: 250 steps, CFG 7.0); with
+  ``learn_sigma`` the model's variance (``learned_range``), else β_t; noise drawn from the
+  batch's seeded generator;
+* ``ddim`` — DDIM (η = 0, deterministic), ε channels only;
+* ``dpm`` — DPM-Solver++ (2nd order multistep), ε channels only.
+
+A run folder or a ``vidistill convert latte`` folder is sampled the same way (``vae``
+overrides or supplies the VAE folder). The pool is ordered class by class (``per_class`` clips each) and
 cut into batches; batch ``b`` starts from noise drawn with seed ``seed + b`` — recorded
 per clip in the manifest (``meta.seed``, ``meta.batch``, ``meta.slot``) — so any clip can
 be regenerated and an interrupted run resumes by batch: finished batches are kept as
@@ -25,38 +36,45 @@ from tqdm.auto import tqdm
 from vidistill.atomic import save_safetensors_atomic
 from vidistill.clipstore import ClipRecord, ClipSpec, ClipStore, write_store
 from vidistill.generate.config import GenerateConfig
-from vidistill.generate.latte import ClassConditionedLatte, build_latte
+from vidistill.generate.latte import Latte, build_latte
 from vidistill.generate.train import make_scheduler
-from vidistill.generate.vae import decode_latents, load_vae
+from vidistill.generate.vae import decode_latents, downsample_factor, load_vae
 
-SAMPLERS = ("ddim", "dpm")
+SAMPLERS = ("ddim", "dpm", "ddpm")
 
 
 def load_generator(
     run_dir: str | Path, ema: bool = True, device: str | torch.device = "cpu"
-) -> tuple[ClassConditionedLatte, dict[str, Any]]:
-    """The trained denoiser of a finished `generate train` run (EMA weights by default)."""
+) -> tuple[Latte, dict[str, Any]]:
+    """The denoiser of a finished `generate train` run or a `convert latte` folder (EMA
+    weights by default), loaded strictly."""
     run_dir = Path(run_dir)
     weights = run_dir / ("ema.safetensors" if ema else "model.safetensors")
     if not weights.is_file():
         raise FileNotFoundError(
             f"{weights} missing: is {run_dir} a finished `vidistill generate "
-            f"train` run? (re-run train with the same --out to finish it)"
+            f"train` run or a `vidistill convert latte` folder? (re-run train with the same "
+            f"--out to finish it; a converted folder has only the EMA weights)"
         )
     run_cfg = json.loads((run_dir / "config.json").read_text())
     cfg = GenerateConfig.from_dict(run_cfg["generator"])
     d = run_cfg["data"]
     c, t, h, _ = d["latent_shape"]
-    model = build_latte(cfg, d["num_classes"], c, t, h, init=None)
-    model.load_state_dict(load_file(str(weights)))
+    model = build_latte(cfg, d["num_classes"], c, t, h)
+    model.load_state_dict(load_file(str(weights)), strict=True)
     return model.to(device).eval(), run_cfg
 
 
 def make_sampler(cfg: GenerateConfig, name: str, steps: int):
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-    base = make_scheduler(cfg).config
-    if name == "ddim":
+    train_sch = make_scheduler(cfg)
+    # DDIM / DPM-Solver get the ε half only; DPM-Solver's own "learned_range" handling would
+    # keep 3 channels (DeepFloyd IF's), so the variance setting is not passed on.
+    base = {k: v for k, v in train_sch.config.items() if k != "variance_type"}
+    if name == "ddpm":
+        sch = train_sch
+    elif name == "ddim":
         sch = DDIMScheduler.from_config(base, clip_sample=False)
     elif name == "dpm":
         sch = DPMSolverMultistepScheduler.from_config(
@@ -68,9 +86,17 @@ def make_sampler(cfg: GenerateConfig, name: str, steps: int):
     return sch
 
 
+def guide(out: torch.Tensor, guidance: float, channels: int) -> torch.Tensor:
+    """CFG on a batch ``[conditional; unconditional]``: the first ``channels`` (ε or v) are
+    guided, the rest (learned variance) come from the conditional half (official)."""
+    cond, uncond = out.chunk(2)
+    eps = uncond[:, :channels] + guidance * (cond[:, :channels] - uncond[:, :channels])
+    return torch.cat([eps, cond[:, channels:]], dim=1)
+
+
 @torch.no_grad()
 def sample_latents(
-    model: ClassConditionedLatte,
+    model: Latte,
     labels: torch.Tensor,
     shape: tuple[int, ...],
     cfg: GenerateConfig,
@@ -80,7 +106,8 @@ def sample_latents(
     seed: int = 0,
     autocast: bool = False,
 ) -> torch.Tensor:
-    """Latents ``(B, C, T, h, w)`` for ``labels`` (CFG with the null label when guidance ≠ 1)."""
+    """Latents ``(B, C, T, h, w)`` for ``labels`` (CFG with the null label when guidance ≠ 1).
+    The initial noise and the DDPM noise come from one generator seeded with ``seed``."""
     device = next(model.parameters()).device
     sch = make_sampler(cfg, sampler, steps)
     gen = torch.Generator().manual_seed(seed)
@@ -88,6 +115,8 @@ def sample_latents(
     y = labels.to(device)
     null = torch.full_like(y, model.null_label)
     use_cfg = guidance != 1.0
+    c = shape[0]
+    keep = model.out_channels if sampler == "ddpm" else c  # DDPM reads the learned variance
     for t in sch.timesteps:
         xin = torch.cat([x, x]) if use_cfg else x
         tin = t.to(device).expand(len(xin))
@@ -95,9 +124,9 @@ def sample_latents(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             out = model(sch.scale_model_input(xin, t), tin, yin).float()
         if use_cfg:
-            cond, uncond = out.chunk(2)
-            out = uncond + guidance * (cond - uncond)
-        x = sch.step(out, t, x).prev_sample
+            out = guide(out, guidance, c)
+        # the DDPM noise: from the CPU generator (diffusers moves it), so any device draws it alike
+        x = sch.step(out[:, :keep], t, x, generator=gen).prev_sample
     return x
 
 
@@ -114,9 +143,11 @@ def sample_pool(
     device: str | None = None,
     progress: bool = True,
     stop_after_batches: int | None = None,
+    vae: str | Path | None = None,
 ) -> ClipStore | None:
     """Generate ``per_class`` clips of every class into a ClipStore at ``out`` (split "train").
 
+    ``vae``: the VAE folder to decode with (default: the one recorded in ``run_dir``).
     Returns ``None`` if ``stop_after_batches`` ended the call early (tests of resume).
     """
     if per_class < 1:
@@ -127,7 +158,18 @@ def sample_pool(
     model, run_cfg = load_generator(run_dir, ema=ema, device=dev)
     cfg = GenerateConfig.from_dict(run_cfg["generator"])
     d = run_cfg["data"]
-    vae = load_vae(d["vae_dir"]).to(dev)
+    vae_dir = vae or d.get("vae_dir")
+    if not vae_dir:
+        raise ValueError(
+            f"{run_dir} records no VAE: pass --vae (for the official ucf101.pt the SD VAE, "
+            "stabilityai/sd-vae-ft-ema, downloaded to a local folder)"
+        )
+    vae_model = load_vae(vae_dir).to(dev)
+    if vae_model.config.latent_channels != d["latent_shape"][0]:
+        raise ValueError(
+            f"--vae {vae_dir}: {vae_model.config.latent_channels} latent channels, the "
+            f"generator makes {d['latent_shape'][0]}"
+        )
     out = Path(out)
     partial = out / ".partial"
     partial.mkdir(parents=True, exist_ok=True)
@@ -140,6 +182,7 @@ def sample_pool(
         "batch": batch,
         "seed": seed,
         "ema": ema,
+        "vae": str(Path(vae_dir).resolve()),
     }
     sfile = partial / "settings.json"
     if sfile.is_file() and json.loads(sfile.read_text()) != settings:
@@ -159,13 +202,14 @@ def sample_pool(
         if stop_after_batches is not None and done_now >= stop_after_batches:
             return None
         z = sample_latents(model, lab, shape, cfg, sampler, steps, guidance, seed + b, autocast)
-        clips = decode_latents(vae, z)
+        clips = decode_latents(vae_model, z)
         save_safetensors_atomic(path, {"clips": clips, "labels": lab})
         done_now += 1
         clips_now += len(lab)
     seconds = time.time() - t0
 
-    spec = ClipSpec(frames=d["frames"], size=d["size"])
+    # the decoded size (a run: its store's; a converted folder: latent size × VAE factor)
+    spec = ClipSpec(frames=d["frames"], size=d["latent_shape"][2] * downsample_factor(vae_model))
     records = [
         ClipRecord(
             source=f"generated:{b}:{i}",

@@ -2,12 +2,20 @@
 
 The loop (DiT/Latte recipe, choices stated): uniform timesteps t ∈ [0, 1000), x_t =
 √ᾱ_t x_0 + √(1-ᾱ_t) ε, MSE between the prediction and ε (or v with
-``prediction_type="v_prediction"``); the label is replaced by the null label with
-probability ``label_dropout`` (0.1) for classifier-free guidance; AdamW (no weight
-decay, as Latte), linear warm-up then constant LR, gradient clipping at 1.0, EMA of the
-weights with decay ``min(ema_decay, (1+s)/(10+s))`` (the usual warm-up), bf16 autocast
-on CUDA through ``accelerate`` (fp32 on CPU). No augmentation: a horizontal flip would
-turn slide-left into slide-right.
+``prediction_type="v_prediction"``); with ``learn_sigma`` (the official Latte) plus the
+improved-DDPM variational term of the variance channels with the mean prediction frozen
+(:func:`learned_variance_vlb`, the official ``training_losses`` with ``LossType.MSE``); the
+label is replaced by the null label with probability ``label_dropout`` (0.1) for
+classifier-free guidance; AdamW (no weight decay, as Latte), linear warm-up then constant
+LR, optional gradient clipping, EMA of the weights with decay ``min(ema_decay,
+(1+s)/(10+s))`` (the usual warm-up), bf16 autocast on CUDA through ``accelerate`` (fp32 on
+CPU). No augmentation: a horizontal flip would turn slide-left into slide-right (the
+official UCF101 recipe flips). Latents are the VAE posterior means (the official loop
+samples the posterior).
+
+``init``: fine-tune from an official checkpoint or a converted folder (``pretrained.py``):
+its architecture and diffusion settings replace the preset's, every weight is loaded, the
+label table is mapped by class name (the report is printed and kept in ``config.json``).
 
 Exact resume: every random draw of the loop comes from one ``torch.Generator`` whose
 state is checkpointed with the weights, EMA, optimizer and global RNG states
@@ -27,6 +35,7 @@ Run folder::
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +50,8 @@ from vidistill.atomic import save_safetensors_atomic, write_json_atomic
 from vidistill.clipstore import ClipStore
 from vidistill.generate import checkpoint as ckpt
 from vidistill.generate.config import GenerateConfig
-from vidistill.generate.latte import ClassConditionedLatte, build_latte, count_params
+from vidistill.generate.latte import Latte, build_latte, count_params
+from vidistill.generate.pretrained import init_config, init_from_pretrained, load_latte
 from vidistill.generate.vae import cache_latents, downsample_factor, load_vae, train_vae
 
 # Config fields that may change between a run and its resume (they do not change the
@@ -50,6 +60,10 @@ _RESUMABLE = {"steps", "checkpoint_every", "keep_checkpoints"}
 
 
 def make_scheduler(cfg: GenerateConfig):
+    """The training DDPM. Its sampling settings are the official respaced diffusion's:
+    ``timestep_spacing="linspace"`` visits round(linspace(0, 999, n)) — the official
+    ``space_timesteps(1000, "n")`` — and the variance is learned (``learned_range``) with
+    ``learn_sigma``, else β_t (the official ``FIXED_LARGE``)."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
@@ -58,6 +72,8 @@ def make_scheduler(cfg: GenerateConfig):
         beta_end=cfg.beta_end,
         beta_schedule=cfg.beta_schedule,
         prediction_type=cfg.prediction_type,
+        variance_type="learned_range" if cfg.learn_sigma else "fixed_large",
+        timestep_spacing="linspace",
         clip_sample=False,  # latents are not in [-1, 1]
     )
 
@@ -70,12 +86,79 @@ def diffusion_loss(
     noise: torch.Tensor,
     t: torch.Tensor,
     prediction_type: str,
+    learn_sigma: bool = False,
 ) -> torch.Tensor:
-    """MSE of the ε (or v) prediction at timesteps ``t`` — the DDPM simple loss."""
+    """MSE of the ε (or v) prediction at timesteps ``t`` — the DDPM simple loss — plus, with
+    ``learn_sigma``, the variational term of the variance channels (mean frozen)."""
     xt = scheduler.add_noise(x0, noise, t)
     target = noise if prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
-    pred = model(xt, t, labels)
-    return F.mse_loss(pred.float(), target.float())
+    pred = model(xt, t, labels).float()
+    c = x0.shape[1]
+    loss = F.mse_loss(pred[:, :c], target.float())
+    if learn_sigma:
+        ac = scheduler.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1, 1)
+        p = pred[:, :c].detach()
+        if prediction_type == "epsilon":
+            x0_pred = (xt.float() - (1 - ac).sqrt() * p) / ac.sqrt()
+        else:
+            x0_pred = ac.sqrt() * xt.float() - (1 - ac).sqrt() * p
+        vb = learned_variance_vlb(scheduler, x0.float(), xt.float(), t, x0_pred, pred[:, c:])
+        loss = loss + vb.mean()
+    return loss
+
+
+def learned_variance_vlb(
+    scheduler,
+    x0: torch.Tensor,
+    xt: torch.Tensor,
+    t: torch.Tensor,
+    x0_pred: torch.Tensor,
+    var_values: torch.Tensor,
+) -> torch.Tensor:
+    """Per-sample L_vlb term in bits (Nichol & Dhariwal; the official ``_vb_terms_bpd``):
+    KL(q(x_{t-1}|x_t,x_0) ‖ p(x_{t-1}|x_t)) for t > 0, the discretised-Gaussian decoder NLL
+    at t = 0. p's mean comes from ``x0_pred`` (detached: this term trains only the variance),
+    its log-variance is ``frac·log β_t + (1−frac)·log β̃_t`` with ``frac = (v + 1) / 2``."""
+    betas = scheduler.betas.double().to(x0.device)
+    ac = scheduler.alphas_cumprod.double().to(x0.device)
+    ac_prev = torch.cat([ac.new_ones(1), ac[:-1]])
+    post_var = betas * (1 - ac_prev) / (1 - ac)
+    post_logvar = torch.log(torch.cat([post_var[1:2], post_var[1:]]))  # clipped at t = 0
+    coef1 = betas * ac_prev.sqrt() / (1 - ac)
+    coef2 = (1 - ac_prev) * (1 - betas).sqrt() / (1 - ac)
+
+    def at(table: torch.Tensor) -> torch.Tensor:
+        return table[t].float().view(-1, 1, 1, 1, 1)
+
+    true_mean = at(coef1) * x0 + at(coef2) * xt
+    true_logvar = at(post_logvar)
+    mean = at(coef1) * x0_pred + at(coef2) * xt
+    frac = (var_values + 1) / 2
+    logvar = frac * at(torch.log(betas)) + (1 - frac) * true_logvar
+    kl = 0.5 * (
+        -1.0 + logvar - true_logvar + torch.exp(true_logvar - logvar)
+        + (true_mean - mean) ** 2 * torch.exp(-logvar)
+    )  # fmt: skip
+    nll = -_discretized_gaussian_log_likelihood(x0, mean, 0.5 * logvar)
+    dims = tuple(range(1, x0.ndim))
+    return torch.where(t == 0, nll.mean(dims), kl.mean(dims)) / math.log(2.0)
+
+
+def _discretized_gaussian_log_likelihood(
+    x: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor
+) -> torch.Tensor:
+    """The official (ADM) decoder likelihood of 8-bit data in [-1, 1], bins of width 2/255."""
+
+    def cdf(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))
+
+    inv = torch.exp(-log_scales)
+    cdf_plus = cdf(inv * (x - means + 1.0 / 255.0))
+    cdf_min = cdf(inv * (x - means - 1.0 / 255.0))
+    log_plus = torch.log(cdf_plus.clamp(min=1e-12))
+    log_one_minus_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
+    log_delta = torch.log((cdf_plus - cdf_min).clamp(min=1e-12))
+    return torch.where(x < -0.999, log_plus, torch.where(x > 0.999, log_one_minus_min, log_delta))
 
 
 def prepare_latents(
@@ -124,13 +207,15 @@ def train(
     stop_after: int | None = None,
     cpu: bool = False,
     on_step: Callable[[int], None] | None = None,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train (or resume) a generator run in ``out``; returns the ``done.json`` summary.
 
     ``stop_after`` ends this call after that many steps *without* a checkpoint — what a
     kill looks like; the next call resumes from the last checkpoint. ``on_step(step)`` is
     called after every step (and its checkpoint, if one is due): the benchmark times the
-    real loop with it.
+    real loop with it. ``init``: an official Latte checkpoint or a converted folder to
+    fine-tune from (``log`` receives what was mapped).
     """
     from accelerate import Accelerator
 
@@ -142,6 +227,17 @@ def train(
     device = acc.device
     t_start = time.time()
 
+    pre, changed = None, []
+    if init is not None:
+        pre = load_latte(init)
+        cfg, changed = init_config(cfg, pre)
+        vae_dir = vae_dir or pre.vae_dir
+        if not vae_dir:
+            raise ValueError(
+                f"--init {init}: pass --vae, the VAE whose latents the checkpoint was trained "
+                "on (ucf101.pt: stabilityai/sd-vae-ft-ema), or convert it with "
+                "`vidistill convert latte --vae`"
+            )
     run_cfg = _check_run_config(out, cfg, store, vae_dir, init)
     if acc.is_main_process:
         prepare_latents(store, out, cfg, vae_dir, device, progress)
@@ -157,20 +253,34 @@ def train(
         "train_clips": int(n),
         "store": str(Path(store_path).resolve()),
         "vae_dir": vae_info["dir"],
-        "init": str(Path(init).resolve()) if init else None,
+        "init": None,
     }
+    torch.manual_seed(cfg.seed)
+    model = build_latte(cfg, store.num_classes, c, t_frames, h)
+    last = ckpt.list_checkpoints(out / "checkpoints")
+    if pre is not None and last:  # resuming: the weights come from the checkpoint
+        data["init"] = json.loads((out / "config.json").read_text())["data"].get("init")
+    elif pre is not None:
+        report = init_from_pretrained(model, pre, store.class_names)
+        if changed:
+            report["message"] += "; from the checkpoint: " + ", ".join(
+                f"{k}={getattr(cfg, k)}" for k in changed
+            )
+        report["config_from_checkpoint"] = changed
+        data["init"] = report
+        if acc.is_main_process:
+            log(report["message"])
+        del pre
     run_cfg["data"] = data
     if acc.is_main_process:
         write_json_atomic(out / "config.json", run_cfg)
 
-    torch.manual_seed(cfg.seed)
-    model = build_latte(cfg, store.num_classes, c, t_frames, h, init=init)
     scheduler = make_scheduler(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # not the sin-cos tables
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     step, history = 0, []
-    last = ckpt.list_checkpoints(out / "checkpoints")
     if last:
         tensors, meta = ckpt.load_checkpoint(last[-1])
         model.load_state_dict(ckpt.split_prefix(tensors, "model"))
@@ -185,7 +295,7 @@ def train(
     alphas = scheduler.alphas_cumprod.to(device)
     scheduler.alphas_cumprod = alphas  # add_noise indexes it with device timesteps
     world, rank = acc.num_processes, acc.process_index
-    unwrapped: ClassConditionedLatte = acc.unwrap_model(model)
+    unwrapped: Latte = acc.unwrap_model(model)
     null = unwrapped.null_label
 
     bar = tqdm(
@@ -225,10 +335,11 @@ def train(
                 noise[sl].to(device),
                 tt[sl].to(device),
                 cfg.prediction_type,
+                learn_sigma=cfg.learn_sigma,
             )
         acc.backward(loss)
         if cfg.grad_clip:
-            acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            acc.clip_grad_norm_(trainable, cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
@@ -273,7 +384,8 @@ def train(
 @torch.no_grad()
 def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float) -> None:
     for name, p in model.named_parameters():
-        ema[name].lerp_(p.detach().float(), 1.0 - decay)
+        if p.requires_grad:  # the fixed sin-cos tables stay as they are
+            ema[name].lerp_(p.detach().float(), 1.0 - decay)
 
 
 def _save(out: Path, step: int, model, ema, opt, gen, run_cfg, history, keep) -> None:
