@@ -250,3 +250,31 @@ def test_cli_sample(trained, tmp_path):
     assert res.exit_code == 0, res.output
     assert '"clips": 3' in res.output
     assert ClipStore(tmp_path / "pool").labels.tolist() == [0, 1, 2]
+
+
+def test_clip_seeding_is_per_clip_and_pools_subset_and_resize(trained, store, tmp_path):
+    """``seeding="clip"`` (what `vidistill run` uses): a clip's noise depends on (seed, class,
+    index) only, so a smaller pool (other batch size) is the first clips of a larger one;
+    ``class_names`` samples a subset of classes in a given order; ``frames``/``size``
+    resample the decoded clips to another spec."""
+    out, _ = trained
+    kw = dict(steps=3, guidance=2.0, sampler="ddpm", seed=5, seeding="clip", progress=False)
+    big = sample_pool(out, tmp_path / "big", per_class=3, batch=4, **kw)
+    small = sample_pool(out, tmp_path / "small", per_class=2, batch=3, **kw)
+    big_v, small_v = np.asarray(big.videos).astype(int), np.asarray(small.videos).astype(int)
+    for c in range(3):
+        a = big_v[big.indices("train", c)[:2]]
+        b = small_v[small.indices("train", c)]
+        assert np.abs(a - b).max() <= 1  # same noise; batched float maths may round apart
+    metas = [r["meta"] for r in big.records]
+    assert [(m["class_index"], m["index"]) for m in metas][:4] == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    assert len({m["seed"] for m in metas}) == 9
+
+    names = [store.class_names[2], store.class_names[0].upper()]  # order given, case ignored
+    sub = sample_pool(
+        out, tmp_path / "sub", per_class=2, batch=4, class_names=names, frames=2, size=8, **kw
+    )
+    assert sub.class_names == names and sub.labels.tolist() == [0, 0, 1, 1]
+    assert sub.videos.shape == (4, 2, 8, 8, 3)
+    with pytest.raises(ValueError, match="has no class"):
+        sample_pool(out, tmp_path / "bad", per_class=1, class_names=["nope"], **kw)

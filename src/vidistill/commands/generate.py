@@ -121,7 +121,21 @@ def train_cmd(
     help="ddpm = the official Latte sampler (use --steps 250 --guidance 7 for ucf101.pt).",
 )
 @click.option("--batch", type=int, default=32, show_default=True, help="Clips per batch.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Batch b uses seed + b.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Noise seed: batch b uses seed + b (--seeding batch), or each clip its own.",
+)
+@click.option(
+    "--seeding",
+    type=click.Choice(["batch", "clip"]),
+    default="batch",
+    show_default=True,
+    help="clip: clip i of class c is seeded from (seed, c, i), independent of --batch and "
+    "--per-class (what `vidistill run` uses).",
+)
 @click.option("--no-ema", is_flag=True, help="Sample from the raw weights instead of the EMA.")
 @click.option(
     "--vae",
@@ -129,7 +143,9 @@ def train_cmd(
     type=click.Path(exists=True, file_okay=False),
     help="AutoencoderKL folder to decode with (default: the one RUN_DIR records).",
 )
-def sample_cmd(run_dir, per_class, out, steps, guidance, sampler, batch, seed, no_ema, vae_dir):
+def sample_cmd(
+    run_dir, per_class, out, steps, guidance, sampler, batch, seed, seeding, no_ema, vae_dir
+):
     """Sample a class-balanced pool from RUN_DIR — a finished `generate train` run or a
     `vidistill convert latte` folder (resumes by batch)."""
     from vidistill.generate import sample_pool
@@ -144,6 +160,7 @@ def sample_cmd(run_dir, per_class, out, steps, guidance, sampler, batch, seed, n
             sampler=sampler,
             batch=batch,
             seed=seed,
+            seeding=seeding,
             ema=not no_ema,
             vae=vae_dir,
         )

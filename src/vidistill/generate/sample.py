@@ -15,10 +15,23 @@ respacing (timesteps round(linspace(0, 999, steps))):
 
 A run folder or a ``vidistill convert latte`` folder is sampled the same way (``vae``
 overrides or supplies the VAE folder). The pool is ordered class by class (``per_class`` clips each) and
-cut into batches; batch ``b`` starts from noise drawn with seed ``seed + b`` — recorded
-per clip in the manifest (``meta.seed``, ``meta.batch``, ``meta.slot``) — so any clip can
-be regenerated and an interrupted run resumes by batch: finished batches are kept as
-``.partial/batch-XXXXX.safetensors`` (uint8 clips) until the store is written.
+cut into batches; an interrupted run resumes by batch: finished batches are kept as
+``.partial/batch-XXXXX.safetensors`` (uint8 clips) until the store is written. Seeding
+(recorded per clip in the manifest, ``meta.seed``, so any clip can be regenerated):
+
+* ``seeding="batch"`` (the CLI's default) — batch ``b`` draws its initial and DDPM noise
+  from one generator seeded ``seed + b`` (``meta.batch``, ``meta.slot``);
+* ``seeding="clip"`` (``vidistill run``) — clip ``i`` of pool class ``c`` has its own
+  generator, seeded ``clip_seed(seed, c, i)``; its noise does not depend on the batch size
+  or on ``per_class``, so a pool of 10 per class is the first 10 clips of a pool of 100
+  (``meta.class_index``, ``meta.index``).
+
+``class_names``: sample only these classes (matched to the generator's by name, ignoring
+case), in this order — e.g. the 50 MiniUCF classes from a 101-class UCF101 Latte; pool
+label ``c`` is ``class_names[c]``. ``frames`` / ``size``: the pool's clip spec when it
+differs from the generator's (the evaluator needs the real store's): frames are taken at
+``round(linspace(0, T−1, frames))`` and each frame resized bilinearly (antialiased), as
+the VideoMAE embedder adapts clips.
 """
 
 from __future__ import annotations
@@ -26,10 +39,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
@@ -41,6 +57,41 @@ from vidistill.generate.train import make_scheduler
 from vidistill.generate.vae import decode_latents, downsample_factor, load_vae
 
 SAMPLERS = ("ddim", "dpm", "ddpm")
+SEEDINGS = ("batch", "clip")
+
+
+def clip_seed(seed: int, class_index: int, index: int) -> int:
+    """The noise seed of clip ``index`` of pool class ``class_index`` (``seeding="clip"``):
+    NumPy's ``SeedSequence`` of the three numbers, so nearby seeds give unrelated streams."""
+    state = np.random.SeedSequence([seed, class_index, index]).generate_state(2, np.uint32)
+    return int(state[0]) << 32 | int(state[1])
+
+
+def resize_clips(clips: torch.Tensor, frames: int, size: int) -> torch.Tensor:
+    """uint8 ``(N,T,H,W,3)`` → ``(N,frames,size,size,3)``: frames at
+    ``round(linspace(0, T−1, frames))``, bilinear antialiased resize of each frame."""
+    n, t, h, w, _ = clips.shape
+    if t != frames:
+        clips = clips[:, np.round(np.linspace(0, t - 1, frames)).astype(np.int64)]
+    if (h, w) != (size, size):
+        x = clips.reshape(n * frames, h, w, 3).permute(0, 3, 1, 2).float()
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+        x = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        clips = x.reshape(n, frames, size, size, 3)
+    return clips.contiguous()
+
+
+def class_rows(generator_names: list[str], wanted: list[str]) -> list[int]:
+    """The generator's label row of each wanted class (names compared ignoring case)."""
+    index = {name.casefold(): j for j, name in enumerate(generator_names)}
+    missing = [n for n in wanted if n.casefold() not in index]
+    if missing:
+        raise ValueError(
+            f"the generator has no class {missing[:5]}{' …' if len(missing) > 5 else ''} "
+            f"({len(missing)} of {len(wanted)} missing; it knows {generator_names[:5]}…): "
+            "fine-tune it on these classes (`generate train --init`) or pass its class names"
+        )
+    return [index[n.casefold()] for n in wanted]
 
 
 def load_generator(
@@ -103,15 +154,24 @@ def sample_latents(
     sampler: str = "ddim",
     steps: int = 50,
     guidance: float = 4.0,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     autocast: bool = False,
 ) -> torch.Tensor:
     """Latents ``(B, C, T, h, w)`` for ``labels`` (CFG with the null label when guidance ≠ 1).
-    The initial noise and the DDPM noise come from one generator seeded with ``seed``."""
+    The initial noise and the DDPM noise come from one generator seeded with ``seed``, or,
+    with one seed per clip, from each clip's own generator (independent of the batch)."""
     device = next(model.parameters()).device
     sch = make_sampler(cfg, sampler, steps)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn((len(labels), *shape), generator=gen).to(device) * sch.init_noise_sigma
+    gen: torch.Generator | list[torch.Generator]
+    if isinstance(seed, int):
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn((len(labels), *shape), generator=gen)
+    else:
+        if len(seed) != len(labels):
+            raise ValueError(f"{len(seed)} seeds for {len(labels)} clips")
+        gen = [torch.Generator().manual_seed(int(s)) for s in seed]
+        x = torch.stack([torch.randn(shape, generator=g) for g in gen])
+    x = x.to(device) * sch.init_noise_sigma
     y = labels.to(device)
     null = torch.full_like(y, model.null_label)
     use_cfg = guidance != 1.0
@@ -125,7 +185,8 @@ def sample_latents(
             out = model(sch.scale_model_input(xin, t), tin, yin).float()
         if use_cfg:
             out = guide(out, guidance, c)
-        # the DDPM noise: from the CPU generator (diffusers moves it), so any device draws it alike
+        # the DDPM noise: from the CPU generator(s) (diffusers moves it; a list gives each clip
+        # its own draw), so any device draws it alike
         x = sch.step(out[:, :keep], t, x, generator=gen).prev_sample
     return x
 
@@ -144,16 +205,23 @@ def sample_pool(
     progress: bool = True,
     stop_after_batches: int | None = None,
     vae: str | Path | None = None,
+    seeding: str = "batch",
+    class_names: Sequence[str] | None = None,
+    frames: int | None = None,
+    size: int | None = None,
 ) -> ClipStore | None:
     """Generate ``per_class`` clips of every class into a ClipStore at ``out`` (split "train").
 
     ``vae``: the VAE folder to decode with (default: the one recorded in ``run_dir``).
+    ``seeding``, ``class_names``, ``frames``, ``size``: see the module docstring.
     Returns ``None`` if ``stop_after_batches`` ended the call early (tests of resume).
     """
     if per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {per_class}")
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+    if seeding not in SEEDINGS:
+        raise ValueError(f"unknown seeding {seeding!r}; choose one of {SEEDINGS}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, run_cfg = load_generator(run_dir, ema=ema, device=dev)
     cfg = GenerateConfig.from_dict(run_cfg["generator"])
@@ -183,15 +251,31 @@ def sample_pool(
         "seed": seed,
         "ema": ema,
         "vae": str(Path(vae_dir).resolve()),
+        "seeding": seeding,
     }
+    names = list(d["class_names"]) if class_names is None else list(class_names)
+    rows = class_rows(list(d["class_names"]), names)
+    # the decoded size (a run: its store's; a converted folder: latent size × VAE factor)
+    native = ClipSpec(frames=d["frames"], size=d["latent_shape"][2] * downsample_factor(vae_model))
+    spec = ClipSpec(frames=frames or native.frames, size=size or native.size)
+    if class_names is not None or spec != native:
+        settings.update(class_names=names, frames=spec.frames, size=spec.size)
     sfile = partial / "settings.json"
     if sfile.is_file() and json.loads(sfile.read_text()) != settings:
         shutil.rmtree(partial)  # different settings: the finished batches do not belong here
         partial.mkdir(parents=True)
     sfile.write_text(json.dumps(settings))
 
-    labels = torch.arange(d["num_classes"]).repeat_interleave(per_class)
-    batches = [labels[i : i + batch] for i in range(0, len(labels), batch)]
+    labels = torch.arange(len(names)).repeat_interleave(per_class)  # pool labels
+    index = torch.arange(per_class).repeat(len(names))  # clip index within its class
+    seeds = (
+        [clip_seed(seed, int(c), int(i)) for c, i in zip(labels, index, strict=True)]
+        if seeding == "clip"
+        else []
+    )
+    gen_rows = torch.tensor(rows)[labels]  # the generator's label of each clip
+    cuts = list(range(0, len(labels), batch))
+    batches = [labels[i : i + batch] for i in cuts]
     shape = tuple(d["latent_shape"])
     t0, done_now, clips_now = time.time(), 0, 0
     autocast = dev.type == "cuda"
@@ -201,22 +285,31 @@ def sample_pool(
             continue
         if stop_after_batches is not None and done_now >= stop_after_batches:
             return None
-        z = sample_latents(model, lab, shape, cfg, sampler, steps, guidance, seed + b, autocast)
+        start = cuts[b]
+        noise_seed = seed + b if seeding == "batch" else seeds[start : start + len(lab)]
+        y = gen_rows[start : start + len(lab)]
+        z = sample_latents(model, y, shape, cfg, sampler, steps, guidance, noise_seed, autocast)
         clips = decode_latents(vae_model, z)
+        if spec != native:
+            clips = resize_clips(clips, spec.frames, spec.size)
         save_safetensors_atomic(path, {"clips": clips, "labels": lab})
         done_now += 1
         clips_now += len(lab)
     seconds = time.time() - t0
 
-    # the decoded size (a run: its store's; a converted folder: latent size × VAE factor)
-    spec = ClipSpec(frames=d["frames"], size=d["latent_shape"][2] * downsample_factor(vae_model))
+    def meta(b: int, i: int) -> dict[str, int]:
+        if seeding == "batch":
+            return {"seed": seed + b, "batch": b, "slot": i}
+        k = cuts[b] + i
+        return {"seed": seeds[k], "class_index": int(labels[k]), "index": int(index[k])}
+
     records = [
         ClipRecord(
             source=f"generated:{b}:{i}",
             label=int(lab),
-            class_name=d["class_names"][lab],
+            class_name=names[lab],
             split="train",
-            meta={"seed": seed + b, "batch": b, "slot": i},
+            meta=meta(b, i),
         )
         for b, labs in enumerate(batches)
         for i, lab in enumerate(labs.tolist())
@@ -235,7 +328,7 @@ def sample_pool(
     store = write_store(
         out,
         spec,
-        d["class_names"],
+        names,
         stream(),
         records,
         dataset="generated",
