@@ -4,6 +4,9 @@ Run directory::
 
     RUN/config.yaml            the resolved config
     RUN/data/                  the ClipStore (prepare)
+    RUN/generate/model/        the generator (``generate`` set: trained, fine-tuned or converted)
+    RUN/generate/pool/         the generated pool: a ClipStore (split "train" only), its
+                               embeddings/ beside it; selections then index THIS store
     RUN/select/M_vpcK_seedS.json  selections   RUN/synth/M_vpcK_seedS/  synthetic sets
                                (one per run seed S: the paired protocol redoes both per run)
     RUN/results.json           evaluator rows      RUN/report/         report.md + report.html
@@ -54,8 +57,37 @@ DEFAULTS: dict[str, Any] = {
     "embedder_options": {},
     "select": [],
     "synthesize": {},
+    # generate-then-select (paper 003): a generator → a pool the selectors select from; {}
+    # = off (select from the real clips). Keys: GENERATE_DEFAULTS; docs/generation.md
+    "generate": {},
     "report": True,
 }
+
+# `generate:` (all optional; any key given turns the path on). Either ``weights`` (a trained
+# generator: nothing is trained) or ``train`` (+ optional ``init``): train one on the REAL
+# training split here. Stages: generate/train | generate/convert → generate/sample →
+# embed/pool/EMBEDDER (trained on the real store) → select from the pool → evaluate.
+GENERATE_DEFAULTS: dict[str, Any] = {
+    # generator preset + GenerateConfig overrides, e.g. {preset: toy, steps: 5000}; default
+    # {preset: toy} when neither train nor weights is given
+    "train": None,
+    "init": None,  # fine-tune from an official Latte checkpoint / `convert latte` folder
+    # a finished `generate train` run or `convert latte` folder (used in place), or an
+    # official checkpoint file (converted into RUN/generate/model once)
+    "weights": None,
+    "vae": None,  # AutoencoderKL folder (the SD VAE for the official Latte); default: trained
+    "pool_per_class": 100,  # N_c, the paper's 100
+    "sampler": "ddim",  # ddim | dpm | ddpm (the official Latte sampler)
+    "steps": 50,
+    "cfg": 4.0,  # classifier-free guidance scale (1.0 = none; official ucf101.pt: 7.0)
+    "batch": 32,
+    "seed": 0,  # clip i of class c starts from noise seeded by (seed, c, i)
+    "ema": True,  # sample the EMA weights
+    "device": None,  # None: CUDA if available; "cpu" forces the CPU
+}
+# references a generate run adds: the whole pool, and random real clips beside random from
+# the pool (``random`` = random from the pool the selectors select from: their IOR partner)
+GENERATE_REFERENCES = ("full-syn", "random-real")
 
 
 def load_config(path_or_name: str | Path) -> dict[str, Any]:
@@ -82,7 +114,43 @@ def load_config(path_or_name: str | Path) -> dict[str, Any]:
     cfg = copy.deepcopy(DEFAULTS)
     for k, v in user.items():
         cfg[k] = {**cfg[k], **v} if isinstance(cfg[k], dict) and isinstance(v, dict) else v
+    generate_settings(cfg.get("generate"))  # a bad generate section fails here, in one line
     return cfg
+
+
+def generate_settings(section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``generate:`` section with its defaults filled in and checked; ``None`` when off.
+
+    ``train`` comes back resolved to a full generator config dict (preset + overrides)."""
+    if not section:
+        return None
+    if not isinstance(section, dict):
+        raise ValueError(f"generate: expected a mapping of {sorted(GENERATE_DEFAULTS)}")
+    unknown = set(section) - set(GENERATE_DEFAULTS)
+    if unknown:
+        raise ValueError(
+            f"unknown generate keys {sorted(unknown)}; valid keys: {sorted(GENERATE_DEFAULTS)}"
+        )
+    g = {**GENERATE_DEFAULTS, **section}
+    if g["weights"] is not None and (g["train"] is not None or g["init"] is not None):
+        raise ValueError(
+            "generate: give `weights` (a trained generator, nothing is trained) or "
+            "`train`/`init` (train one here), not both"
+        )
+    if g["weights"] is None:
+        from vidistill.generate.config import GenerateConfig, preset
+
+        train = dict(g["train"] or {})
+        base = preset(str(train.pop("preset", "toy")))
+        g["train"] = GenerateConfig.from_dict({**base.to_dict(), **train}).to_dict()
+    from vidistill.generate.sample import SAMPLERS
+
+    if g["sampler"] not in SAMPLERS:
+        raise ValueError(f"generate.sampler {g['sampler']!r}: choose one of {list(SAMPLERS)}")
+    for k in ("pool_per_class", "steps", "batch"):
+        if not isinstance(g[k], int) or g[k] < 1:
+            raise ValueError(f"generate.{k} must be an integer >= 1, got {g[k]!r}")
+    return g
 
 
 def _hash(obj: Any) -> str:
@@ -211,6 +279,10 @@ def _run_pipeline(
     from vidistill.evaluate.paired import format_ior
     from vidistill.evaluate.results import row_key
 
+    gen = generate_settings(config.get("generate"))
+    for ref in config["references"]:
+        if ref in GENERATE_REFERENCES and gen is None:
+            raise ValueError(f"reference {ref!r} needs a `generate:` section (a generated pool)")
     run = Run(out, config, log)
     store_dir = run.root / "data"
     ds_cfg = {
@@ -261,7 +333,9 @@ def _run_pipeline(
             f"       {method} vpc={vpc}: top-1 {row['top1_mean']:.1f} ± {row['top1_std']:.1f} %{ior}"
         )
 
-    for ref in config["references"]:
+    if gen is not None:  # the pool replaces the real clips as what selectors select from
+        generate_then_select(run, config, gen, store, recipe, results, log)
+    for ref in [] if gen is not None else config["references"]:
         if ref == "full-real":
             run.stage(
                 "evaluate/full-real",
@@ -282,7 +356,7 @@ def _run_pipeline(
         else:
             raise ValueError(f"unknown reference {ref!r}; use full-real or random")
 
-    if config["select"]:
+    if config["select"] and gen is None:
         from vidistill.embed import embed_store, embeddings_path
         from vidistill.select import select_store
 
@@ -361,6 +435,291 @@ def _run_pipeline(
     return run.root
 
 
+# -- generate-then-select (paper 003) ---------------------------------------------------------
+def pool_dir(root: Path) -> Path:
+    """The generated pool of a run with a ``generate:`` section."""
+    return root / "generate" / "pool"
+
+
+def generate_then_select(
+    run: Run,
+    config: dict[str, Any],
+    gen: dict[str, Any],
+    store: ClipStore,
+    recipe: Any,
+    results: Path,
+    log: Callable[[str], None] = print,
+) -> ClipStore:
+    """Generator → pool → embed the pool → select from it per run seed → evaluate.
+
+    Rows (all tested on the REAL test split): ``full-real`` (every real training clip),
+    ``full-syn`` (every pool clip), ``random`` shown as *random-from-pool* (VPC pool clips
+    per class: the selectors' IOR partner, same pool), ``random`` shown as *random-real*
+    (VPC real clips per class: what the pool is worth against the real set), and every
+    selector, whose selections index the pool."""
+    from vidistill.embed import embed_store, embeddings_path
+    from vidistill.evaluate import full_real, load_selection, random_subset, selection_set
+    from vidistill.evaluate.trainset import TrainingSet
+    from vidistill.select import select_store
+
+    ev = config["evaluate"]
+    seeds = [ev["seed"] + r for r in range(ev["runs"])]
+    eval_cfg = {"recipe": recipe.to_dict(), "runs": ev["runs"], "seed": ev["seed"]}
+    real_head = store.root / "store.json"
+    model_dir = _generator(run, gen, store, log)
+    pool = _sample_pool(run, gen, model_dir, store)
+    pool_head = pool.root / "store.json"
+
+    def into(method: str, vpc: int | None, source: Any, on: ClipStore, name: str | None = None):
+        _evaluate_row(results, store, recipe, ev, method, vpc, source, on, name, log)
+
+    for ref in config["references"]:
+        if ref == "full-real":
+            run.stage(
+                "evaluate/full-real",
+                eval_cfg,
+                [real_head],
+                lambda: into("full-real", None, full_real(store), store),
+            )
+        elif ref == "full-syn":
+            run.stage(
+                "evaluate/full-syn",
+                eval_cfg,
+                [pool_head],
+                lambda: into(
+                    "full-syn",
+                    None,
+                    TrainingSet.from_store(
+                        pool, pool.indices("train"), meta={"method": "full-syn"}
+                    ),
+                    pool,
+                ),
+            )
+        elif ref in ("random", "random-real"):
+            src, head = (pool, pool_head) if ref == "random" else (store, real_head)
+            name = "random-from-pool" if ref == "random" else "random-real"
+            for vpc in config["vpcs"]:
+                run.stage(
+                    f"evaluate/{ref}/vpc{vpc}",
+                    eval_cfg,
+                    [head],
+                    lambda v=vpc, src=src, name=name: into(
+                        "random", v, lambda s: random_subset(src, v, s), src, name
+                    ),
+                )
+        else:
+            raise ValueError(
+                f"unknown reference {ref!r}; with generate: full-real, full-syn, random "
+                "(from the pool), random-real"
+            )
+
+    if not config["select"]:
+        return pool
+    emb, opts = config["embedder"], _pool_embedder_options(config, gen, model_dir, store)
+    run.stage(
+        f"embed/pool/{emb}",
+        {"embedder": emb, "options": opts},
+        [pool_head, pool.root / "manifest.json", real_head],
+        lambda: embed_store(pool, emb, seed=ev["seed"], progress=True, **opts),
+    )
+    for method in config["select"]:
+        for vpc in config["vpcs"]:
+            for sd in seeds:  # the paired protocol: one selection per run seed
+                run.stage(
+                    f"select/{method}/vpc{vpc}/seed{sd}",
+                    {"embedder": emb, "seed": sd, "pool": True},
+                    [embeddings_path(pool.root, emb)],
+                    lambda m=method, v=vpc, s=sd: select_store(
+                        pool, m, v, seed=s, embedder=emb, out=selection_path(run.root, m, v, s)
+                    ),
+                )
+            run.stage(
+                f"evaluate/{method}/vpc{vpc}",
+                eval_cfg,
+                [selection_path(run.root, method, vpc, sd) for sd in seeds],
+                lambda m=method, v=vpc: into(
+                    m,
+                    v,
+                    lambda s: selection_set(
+                        pool, load_selection(selection_path(run.root, m, v, s))
+                    ),
+                    pool,
+                ),
+            )
+    return pool
+
+
+def _evaluate_row(
+    results: Path,
+    test_store: ClipStore,
+    recipe: Any,
+    ev: dict[str, Any],
+    method: str,
+    vpc: int | None,
+    source: Any,
+    pool: ClipStore,
+    row_name: str | None,
+    log: Callable[[str], None],
+) -> None:
+    """One row on the real test split, drawn from ``pool`` (its IOR partner: random from the
+    same pool); ``row_name`` tells two rows of one method apart in reports."""
+    from vidistill.evaluate import evaluate, update_results
+    from vidistill.evaluate.paired import format_ior
+    from vidistill.evaluate.results import row_key
+
+    row = evaluate(
+        source,
+        test_store,
+        recipe,
+        runs=ev["runs"],
+        seed=ev["seed"],
+        method=method,
+        vpc=vpc,
+        pool=str(pool.root),
+    )
+    if row_name:
+        row["row_name"] = row_name
+    merged = update_results(results, [row])
+    row = next(r for r in merged if row_key(r) == row_key(row))
+    ior = "" if method in ("random", "full-real", "full-syn") else f", IOR {format_ior(row)}"
+    log(
+        f"       {row_name or method} vpc={vpc}: top-1 {row['top1_mean']:.1f} ± "
+        f"{row['top1_std']:.1f} %{ior}"
+    )
+
+
+def _generator(run: Run, gen: dict[str, Any], store: ClipStore, log: Callable[[str], None]) -> Path:
+    """The generator folder: ``weights`` as given (a folder) or converted into the run (an
+    official checkpoint file), else trained here (``generate/train``) on the real store."""
+    model_dir = run.root / "generate" / "model"
+    vae = [Path(gen["vae"])] if gen["vae"] else []
+    if gen["weights"] is not None:
+        weights = Path(gen["weights"])
+        if not weights.exists():
+            raise FileNotFoundError(f"generate.weights: {weights} does not exist")
+        if weights.is_dir():
+            return weights
+        run.stage(
+            "generate/convert",
+            {"weights": str(weights.resolve()), "vae": gen["vae"]},
+            [weights, *vae],
+            lambda: _convert(weights, model_dir, gen["vae"]),
+        )
+        return model_dir
+    init = [Path(gen["init"])] if gen["init"] else []
+    run.stage(
+        "generate/train",
+        {k: gen[k] for k in ("train", "init", "vae", "device")},
+        [store.root / "store.json", *init, *vae],
+        lambda: _train_generator(store, model_dir, gen, log),
+    )
+    return model_dir
+
+
+def _convert(weights: Path, model_dir: Path, vae: str | None) -> None:
+    from vidistill.generate.pretrained import convert_latte
+
+    shutil.rmtree(model_dir, ignore_errors=True)
+    convert_latte(weights, model_dir, vae_dir=vae)
+
+
+def _train_generator(
+    store: ClipStore, model_dir: Path, gen: dict[str, Any], log: Callable[[str], None]
+) -> None:
+    """``generate train`` into ``model_dir``. A folder left by a killed run of the same
+    settings resumes from its last checkpoint, and so does a finished one given more
+    ``steps`` (the loop is exact on resume); any other change starts afresh."""
+    from vidistill.generate import GenerateConfig, train
+    from vidistill.generate.train import _RESUMABLE
+
+    cfg = GenerateConfig.from_dict(gen["train"])
+    key = {
+        "generator": {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE},
+        "init": gen["init"],
+        "vae": gen["vae"],
+        "store": [_file_hash(store.root / f) for f in ("store.json", "manifest.json")],
+    }
+    keyfile = model_dir / "pipeline.json"
+    old = json.loads(keyfile.read_text()) if keyfile.is_file() else None
+    if model_dir.exists() and (old is None or old["key"] != key or old["steps"] > cfg.steps):
+        shutil.rmtree(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(keyfile, {"key": json.loads(json.dumps(key)), "steps": cfg.steps})
+    train(
+        store.root,
+        model_dir,
+        cfg,
+        vae_dir=gen["vae"],
+        init=gen["init"],
+        cpu=gen["device"] == "cpu",
+        log=log,
+    )
+
+
+def _sample_pool(run: Run, gen: dict[str, Any], model_dir: Path, store: ClipStore) -> ClipStore:
+    """``generate/sample``: ``pool_per_class`` clips of every real class, at the real store's
+    clip spec, clip i of class c seeded by (seed, c, i) — reproducible and extendable."""
+    from vidistill.generate import sample_pool
+
+    out = pool_dir(run.root)
+    settings = {
+        k: gen[k] for k in ("pool_per_class", "sampler", "steps", "cfg", "batch", "seed", "ema")
+    }
+    settings.update(vae=gen["vae"], classes=store.class_names, spec=store.spec.to_dict())
+    weights = model_dir / ("ema.safetensors" if gen["ema"] else "model.safetensors")
+    # done.json changes whenever the generator is retrained, even when a large weights file
+    # is hashed by size alone
+    inputs = [
+        p for p in (model_dir / "config.json", weights, model_dir / "done.json") if p.is_file()
+    ]
+
+    def do_sample() -> None:
+        # unfinished batches of the SAME settings and generator are kept (resume by batch)
+        key = _hash([settings, {p.name: _file_hash(p) for p in inputs}])
+        keyfile = out / ".pipeline-key"
+        if out.exists() and (not keyfile.is_file() or keyfile.read_text() != key):
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        keyfile.write_text(key)
+        sample_pool(
+            model_dir,
+            out,
+            gen["pool_per_class"],
+            steps=gen["steps"],
+            guidance=gen["cfg"],
+            sampler=gen["sampler"],
+            batch=gen["batch"],
+            seed=gen["seed"],
+            ema=gen["ema"],
+            device=gen["device"],
+            vae=gen["vae"],
+            seeding="clip",
+            class_names=store.class_names,
+            frames=store.spec.frames,
+            size=store.spec.size,
+        )
+
+    run.stage("generate/sample", settings, inputs, do_sample)
+    return ClipStore(out)
+
+
+def _pool_embedder_options(
+    config: dict[str, Any], gen: dict[str, Any], model_dir: Path, store: ClipStore
+) -> dict[str, Any]:
+    """``embedder_options`` for the pool: a net learning from clips learns from the REAL
+    store (``train_store``), the ``latent`` embedder uses the generator's VAE by default."""
+    import inspect
+
+    emb = config["embedder"]
+    opts = dict(config["embedder_options"])
+    params = inspect.signature(registry.get("embedder", emb)).parameters
+    if "train_store" in params:
+        opts.setdefault("train_store", str(store.root))
+    if emb == "latent":
+        opts.setdefault("weights", gen["vae"] or str(model_dir))
+    return opts
+
+
 def _report(root: Path, store: ClipStore, config: dict[str, Any]) -> None:
     from vidistill.evaluate import load_results
     from vidistill.report import frame_strip, write_report
@@ -370,10 +729,11 @@ def _report(root: Path, store: ClipStore, config: dict[str, Any]) -> None:
     images = []
     for sel_path in sorted((root / "select").glob(f"*_seed{seed}.json")):
         sel = json.loads(sel_path.read_text())
-        idx = [i for c in store.class_names for i in sel["indices"].get(c, [])[:2]]
+        src = _selection_store(sel, store)  # a generate run's selections index its pool
+        idx = [i for c in src.class_names for i in sel["indices"].get(c, [])[:2]]
         name = f"strip_{sel_path.stem}.png"
         frame_strip(
-            store.clips(idx), out / name, labels=[store.class_names[store.labels[i]] for i in idx]
+            src.clips(idx), out / name, labels=[src.class_names[src.labels[i]] for i in idx]
         )
         images.append(
             (f"{sel['method']} VPC {sel['vpc']} (seed {seed}) — chosen clips (≤ 2 per class)", name)
@@ -389,10 +749,44 @@ def _report(root: Path, store: ClipStore, config: dict[str, Any]) -> None:
         f"{config['evaluate']['runs']} paired runs (run s re-selects / re-synthesises with seed s "
         "and shares evaluator seed s with random); final-epoch metrics on the real test split."
     ]
+    if (pool_dir(root) / "store.json").is_file():
+        pool = ClipStore(pool_dir(root))
+        notes.append(_pool_note(pool, config))
+        name = "strip_pool.png"
+        try:
+            from vidistill.generate.quality import frame_strip as pool_strip
+
+            pool_strip(pool, out / name, real=store)
+            images.insert(
+                0, ("Generated pool — one real clip, then generated ones, per class", name)
+            )
+        except ImportError:  # matplotlib (extra "report") missing: no strip, the tables stay
+            pass
     write_report(
         load_results(root / "results.json"),
         out,
         title=f"vidistill — {config['name']}",
         images=images,
         notes=notes,
+    )
+
+
+def _selection_store(sel: dict[str, Any], store: ClipStore) -> ClipStore:
+    """The store a selection's indices point into (its ``store``), default the real one."""
+    path = sel.get("store")
+    if path and Path(path).resolve() != store.root.resolve() and Path(path).is_dir():
+        return ClipStore(path)
+    return store
+
+
+def _pool_note(pool: ClipStore, config: dict[str, Any]) -> str:
+    g = pool.info_json.get("generator", {})
+    return (
+        f"generate-then-select: the selectors chose from a GENERATED pool of "
+        f"{g.get('per_class', '?')} clips per class ({len(pool)} in all; sampler "
+        f"{g.get('sampler', '?')}, {g.get('steps', '?')} steps, CFG {g.get('guidance', '?')}). "
+        "Rows: full-real = every real training clip; full-syn = every pool clip; "
+        "random-from-pool = VPC pool clips per class at random (the selectors' IOR partner); "
+        "random-real = VPC real clips per class at random; every other row = a selector "
+        "choosing VPC pool clips per class. All are tested on the REAL test split."
     )

@@ -18,7 +18,7 @@ import numpy as np
 
 from vidistill.atomic import write_bytes_atomic
 
-REFERENCE_ORDER = ("full-real", "full-syn", "random")
+REFERENCE_ORDER = ("full-real", "full-syn", "random", "random-from-pool", "random-real")
 
 IOR_NOTE = (
     "IOR = improvement over random, in top-1 points: the mean over runs of the paired "
@@ -102,6 +102,12 @@ def _ior_long(row: dict[str, Any]) -> str:
     return format_ior(row)
 
 
+def row_name(row: dict[str, Any]) -> str:
+    """The name a report shows: ``row_name`` when a run sets one (a generate run has two
+    ``random`` rows: random-from-pool and random-real), else the method."""
+    return str(row.get("row_name") or row.get("method", "?"))
+
+
 def _method_order(methods: set[str]) -> list[str]:
     refs = [m for m in REFERENCE_ORDER if m in methods]
     return refs + sorted(methods - set(refs))
@@ -119,8 +125,8 @@ def pivot_tables(rows: Sequence[dict[str, Any]], metric: str = "top1") -> list[d
         vpcs = sorted({r["vpc"] for r in rs if r.get("vpc") is not None})
         cells: dict[tuple[str, Any], dict[str, Any]] = {}
         for r in rs:
-            cells[(r["method"], r.get("vpc"))] = r
-        methods = _method_order({r["method"] for r in rs})
+            cells[(row_name(r), r.get("vpc"))] = r
+        methods = _method_order({row_name(r) for r in rs})
         body = []
         for m in methods:
             whole = cells.get((m, None))  # full-real / full-syn have no VPC
@@ -148,7 +154,7 @@ def detail_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
     for r in rows:
         out.append(
             [
-                r.get("method", "?"),
+                row_name(r),
                 str(r.get("vpc") if r.get("vpc") is not None else "all"),
                 r.get("net", "?"),
                 _pm(r.get("top1_mean"), r.get("top1_std")),
@@ -207,7 +213,7 @@ def accuracy_plot(rows: Sequence[dict[str, Any]], path: str | Path) -> Path | No
     fig, ax = plt.subplots(figsize=(6, 4))
     by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        by_method[r["method"]].append(r)
+        by_method[row_name(r)].append(r)
     for m in _method_order(set(by_method)):
         rs = sorted((r for r in by_method[m] if r.get("vpc") is not None), key=lambda r: r["vpc"])
         if rs:

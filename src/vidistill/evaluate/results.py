@@ -98,7 +98,7 @@ def format_markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             net = f"{net} std={rec['standardize']}"
         cells = [
             str(r.get("dataset", "?")),
-            str(r.get("method", "?")),
+            str(r.get("row_name") or r.get("method", "?")),
             "all" if r.get("vpc") is None else str(r["vpc"]),
             net,
             f"{r.get('train_bytes', 0) / 1e6:.3f}",

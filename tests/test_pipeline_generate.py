@@ -1,0 +1,181 @@
+"""`vidistill run` with a `generate:` section (paper 003's generate-then-select): the shipped
+`toy-gen` preset end to end on CPU — a tiny generator trained on the real store, a pool
+sampled from it, the pool embedded by a net trained on the REAL clips, selections that index
+the POOL, and the rows full-real, full-syn, random-from-pool, random-real and each selector.
+Then the same run skips every stage, and a `weights:` run samples without training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vidistill.cli import main
+from vidistill.clipstore import ClipStore
+from vidistill.pipeline import generate_settings, load_config, run_pipeline
+
+pytest.importorskip("diffusers")
+pytest.importorskip("accelerate")
+
+
+def _rows(out: Path) -> list[dict]:
+    return json.loads((out / "results.json").read_text())["rows"]
+
+
+def test_toy_gen_runs_generate_then_select_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", "toy-gen", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    cfg = load_config("toy-gen")
+    real, pool = ClipStore(out / "data"), ClipStore(out / "generate" / "pool")
+    per_class = cfg["generate"]["pool_per_class"]
+
+    # the pool: generated, labelled with the real classes, no test split, seeded per clip
+    assert pool.dataset == "generated" and pool.class_names == real.class_names
+    assert len(pool) == per_class * real.num_classes and set(pool.splits) == {"train"}
+    assert pool.spec == real.spec
+    assert [(r["meta"]["class_index"], r["meta"]["index"]) for r in pool.records][:2] == [
+        (0, 0),
+        (0, 1),
+    ]
+    assert (out / "generate" / "model" / "ema.safetensors").is_file()
+    emb = out / "generate" / "pool" / "embeddings" / "classifier.safetensors"
+    assert emb.is_file()  # the pool's embeddings, by a net trained on the REAL store
+    assert (out / "data" / "embeddings" / "classifier-net.safetensors").is_file()
+
+    # every row, tested on the real test split
+    rows = _rows(out)
+    got = {(r.get("row_name") or r["method"], r["vpc"]) for r in rows}
+    refs = {("full-real", None), ("full-syn", None)}
+    per_vpc = {"random-from-pool", "random-real", *cfg["select"]}
+    assert got == refs | {(m, v) for m in per_vpc for v in cfg["vpcs"]}
+    assert all(r["test_clips"] == len(real.indices("test")) for r in rows)
+    pool_path, real_path = str(pool.root.resolve()), str(real.root.resolve())
+    by = {(r.get("row_name") or r["method"], r["vpc"]): r for r in rows}
+    assert by[("full-syn", None)]["train_clips"] == len(pool)
+    assert by[("full-real", None)]["train_clips"] == len(real.indices("train"))
+    for v in cfg["vpcs"]:
+        assert by[("random-from-pool", v)]["pool"] == pool_path
+        assert by[("random-real", v)]["pool"] == real_path
+        for m in cfg["select"]:
+            row = by[(m, v)]
+            assert row["pool"] == pool_path  # IOR against random from the SAME pool
+            assert row["ior_reference"] == by[("random-from-pool", v)]["source"]
+            assert row["ior_runs"] == cfg["evaluate"]["runs"]
+
+    # selections index the POOL store, not the real one
+    for m in cfg["select"]:
+        for v in cfg["vpcs"]:
+            for s in range(cfg["evaluate"]["runs"]):
+                sel = json.loads((out / "select" / f"{m}_vpc{v}_seed{s}.json").read_text())
+                assert Path(sel["store"]).resolve() == pool.root.resolve()
+                for name, idx in sel["indices"].items():
+                    assert len(idx) == v
+                    assert all(pool.records[i]["class_name"] == name for i in idx)
+                    assert all(pool.records[i]["source"].startswith("generated:") for i in idx)
+
+    # the report's table shows the pool rows, and the real-vs-generated strip
+    md = (out / "report" / "report.md").read_text()
+    for name in ("full-real", "full-syn", "random-from-pool", "random-real", *cfg["select"]):
+        assert f"| {name} |" in md
+    assert "generate-then-select" in md
+    assert (out / "report" / "strip_pool.png").is_file()
+
+    # nothing changed: every stage is skipped
+    res = CliRunner().invoke(main, ["run", "toy-gen", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "[run ]" not in res.output
+    assert "[skip] generate/train" in res.output and "[skip] generate/sample" in res.output
+
+    # a trained generator given as `weights`: nothing is trained, the pool is sampled from it
+    cfg2 = {
+        **cfg,
+        "references": ["full-syn"],
+        "select": [],
+        "vpcs": [1],
+        "report": False,
+        "evaluate": {**cfg["evaluate"], "runs": 1},
+        "generate": {"weights": str(out / "generate" / "model"), "pool_per_class": 2, "steps": 2},
+    }
+    lines: list[str] = []
+    out2 = tmp_path / "weights"
+    run_pipeline(cfg2, out2, log=lines.append)
+    ran = [ln[7:] for ln in lines if ln.startswith("[run ] ")]
+    assert ran == ["prepare", "generate/sample", "evaluate/full-syn"]
+    assert len(ClipStore(out2 / "generate" / "pool")) == 2 * real.num_classes
+
+
+def test_generate_section_is_checked_in_one_line(tmp_path: Path) -> None:
+    def run(text: str) -> str:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(text)
+        res = CliRunner().invoke(main, ["run", str(cfg), "--out", str(tmp_path / "r")])
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+        return res.output
+
+    assert "unknown generate keys ['per_class']" in run("generate: {per_class: 3}\n")
+    assert "not both" in run("generate: {weights: /x, train: {steps: 3}}\n")
+    assert "unknown generator config keys ['stepz']" in run("generate: {train: {stepz: 3}}\n")
+    assert "needs a `generate:` section" in run("references: [full-real, full-syn]\n")
+    assert not (tmp_path / "r" / "data").exists()
+
+
+def test_shipped_presets_load_and_only_toy_gen_generates() -> None:
+    for name in ("toy-quick", "toy-demo", "miniucf", "hmdb51", "k400", "ssv2"):
+        assert load_config(name)["generate"] == {}, name  # the paper's path is opt-in there
+    g = generate_settings(load_config("toy-gen")["generate"])
+    assert g is not None and g["train"]["preset"] == "tiny" and g["weights"] is None
+
+
+def _ran(config: dict, out: Path) -> dict[str, str]:
+    lines: list[str] = []
+    run_pipeline(config, out, log=lines.append)
+    done = {}
+    for ln in lines:
+        if ln.startswith("[run ] "):
+            done[ln[7:]] = "run"
+        elif ln.startswith("[skip] "):
+            done[ln[7:].split(" (")[0]] = "skip"
+    return done
+
+
+def test_generate_stages_rerun_exactly_what_a_change_touches(tmp_path: Path) -> None:
+    cfg = load_config("toy-gen")
+    cfg.update(vpcs=[1], select=["tac-dt"], report=False)
+    cfg["evaluate"] = {**cfg["evaluate"], "runs": 1}
+    out = tmp_path / "run"
+    first = _ran(cfg, out)
+    assert set(first.values()) == {"run"}
+    model = out / "generate" / "model"
+    (model / "sentinel").touch()
+
+    pool_side = {
+        "generate/sample",
+        "evaluate/full-syn",
+        "evaluate/random/vpc1",
+        "embed/pool/classifier",
+        "select/tac-dt/vpc1/seed0",
+        "evaluate/tac-dt/vpc1",
+    }
+    # a sampling setting: the pool and everything drawn from it; not the generator, not the
+    # real-clip rows
+    cfg["generate"] = {**cfg["generate"], "steps": 6}
+    ran = _ran(cfg, out)
+    assert {s for s, how in ran.items() if how == "run"} == pool_side
+    assert ran["generate/train"] == ran["evaluate/full-real"] == "skip"
+    assert ran["evaluate/random-real/vpc1"] == "skip"
+
+    # more generator steps: training resumes from its last checkpoint (the folder is kept)
+    cfg["generate"] = {**cfg["generate"], "train": {**cfg["generate"]["train"], "steps": 24}}
+    ran = _ran(cfg, out)
+    assert {s for s, how in ran.items() if how == "run"} == {"generate/train", *pool_side}
+    assert (model / "sentinel").is_file()
+    assert json.loads((model / "done.json").read_text())["step"] == 24
+
+    # any other generator change starts afresh
+    cfg["generate"] = {**cfg["generate"], "train": {**cfg["generate"]["train"], "lr": 2e-3}}
+    ran = _ran(cfg, out)
+    assert ran["generate/train"] == "run" and not (model / "sentinel").exists()
+    assert _ran(cfg, out) == {s: "skip" for s in ran}
