@@ -179,3 +179,26 @@ def test_generate_stages_rerun_exactly_what_a_change_touches(tmp_path: Path) -> 
     ran = _ran(cfg, out)
     assert ran["generate/train"] == "run" and not (model / "sentinel").exists()
     assert _ran(cfg, out) == {s: "skip" for s in ran}
+
+
+def test_generator_trains_at_its_own_spec_and_the_pool_is_resampled(tmp_path: Path) -> None:
+    """``generate.spec`` (the official Latte's 16 × 256² beside a 112² evaluation): the data
+    is prepared again at that spec for the generator, and the pool comes back at the run's."""
+    cfg = load_config("toy-gen")
+    cfg.update(vpcs=[1], select=[], references=["full-syn"], report=False)
+    cfg["evaluate"] = {**cfg["evaluate"], "runs": 1}
+    cfg["generate"] = {**cfg["generate"], "pool_per_class": 2, "spec": {"frames": 16, "size": 32}}
+    out = tmp_path / "run"
+    ran = _ran(cfg, out)
+    assert list(ran) == [
+        "prepare",
+        "generate/prepare",
+        "generate/train",
+        "generate/sample",
+        "evaluate/full-syn",
+    ]
+    data = json.loads((out / "generate" / "model" / "config.json").read_text())["data"]
+    assert (data["frames"], data["size"]) == (16, 32)
+    real, pool = ClipStore(out / "data"), ClipStore(out / "generate" / "pool")
+    assert pool.spec.shape == real.spec.shape == (8, 48, 48, 3)
+    assert ClipStore(out / "generate" / "data").spec.shape == (16, 32, 32, 3)

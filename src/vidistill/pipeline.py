@@ -76,6 +76,10 @@ GENERATE_DEFAULTS: dict[str, Any] = {
     # official checkpoint file (converted into RUN/generate/model once)
     "weights": None,
     "vae": None,  # AutoencoderKL folder (the SD VAE for the official Latte); default: trained
+    # the clip spec the generator trains at (e.g. {size: 256}: the official Latte's 256²),
+    # prepared from the same data into RUN/generate/data; {} = the run's. The pool is
+    # resampled to the run's spec, which the evaluator and the embedder use
+    "spec": {},
     "pool_per_class": 100,  # N_c, the paper's 100
     "sampler": "ddim",  # ddim | dpm | ddpm (the official Latte sampler)
     "steps": 50,
@@ -150,6 +154,14 @@ def generate_settings(section: dict[str, Any] | None) -> dict[str, Any] | None:
     for k in ("pool_per_class", "steps", "batch"):
         if not isinstance(g[k], int) or g[k] < 1:
             raise ValueError(f"generate.{k} must be an integer >= 1, got {g[k]!r}")
+    if not isinstance(g["spec"], dict):
+        raise ValueError(
+            f"generate.spec: a clip spec mapping (frames, size, ...), got {g['spec']!r}"
+        )
+    try:
+        ClipSpec(**{**ClipSpec().to_dict(), **g["spec"]})  # unknown or bad fields fail here
+    except TypeError as e:
+        raise ValueError(f"generate.spec: {e} (fields: frames, size, stride, short_policy)") from e
     return g
 
 
@@ -261,7 +273,9 @@ def run_pipeline(
 def _run_pipeline(
     config: dict[str, Any], out: str | Path, log: Callable[[str], None] = print
 ) -> Path:
-    """Prepare → (embed → select | synthesize) → evaluate (+ references) → report.
+    """Prepare → (embed → select | synthesize) → evaluate (+ references) → report; with a
+    ``generate:`` section the selectors select from a generated pool instead of the real
+    clips (:func:`generate_then_select`).
 
     Per-run protocol: for run seed ``s`` (``evaluate.seed + r``) every selector selects and
     every synthesizer learns with seed ``s``, and the evaluator trains run ``s`` on that set
@@ -466,7 +480,7 @@ def generate_then_select(
     seeds = [ev["seed"] + r for r in range(ev["runs"])]
     eval_cfg = {"recipe": recipe.to_dict(), "runs": ev["runs"], "seed": ev["seed"]}
     real_head = store.root / "store.json"
-    model_dir = _generator(run, gen, store, log)
+    model_dir = _generator(run, config, gen, store, log)
     pool = _sample_pool(run, gen, model_dir, store)
     pool_head = pool.root / "store.json"
 
@@ -588,7 +602,13 @@ def _evaluate_row(
     )
 
 
-def _generator(run: Run, gen: dict[str, Any], store: ClipStore, log: Callable[[str], None]) -> Path:
+def _generator(
+    run: Run,
+    config: dict[str, Any],
+    gen: dict[str, Any],
+    store: ClipStore,
+    log: Callable[[str], None],
+) -> Path:
     """The generator folder: ``weights`` as given (a folder) or converted into the run (an
     official checkpoint file), else trained here (``generate/train``) on the real store."""
     model_dir = run.root / "generate" / "model"
@@ -607,13 +627,47 @@ def _generator(run: Run, gen: dict[str, Any], store: ClipStore, log: Callable[[s
         )
         return model_dir
     init = [Path(gen["init"])] if gen["init"] else []
+    for path in init + vae:
+        if not path.exists():
+            raise FileNotFoundError(f"generate: {path} does not exist")
+    train_store = _generator_store(run, config, gen, store)
     run.stage(
         "generate/train",
         {k: gen[k] for k in ("train", "init", "vae", "device")},
-        [store.root / "store.json", *init, *vae],
-        lambda: _train_generator(store, model_dir, gen, log),
+        [train_store.root / "store.json", *init, *vae],
+        lambda: _train_generator(train_store, model_dir, gen, log),
     )
     return model_dir
+
+
+def _generator_store(
+    run: Run, config: dict[str, Any], gen: dict[str, Any], store: ClipStore
+) -> ClipStore:
+    """The real clips the generator learns from: the run's store, or — with
+    ``generate.spec`` — the same data prepared at that spec (``generate/prepare``)."""
+    spec = ClipSpec(**{**store.spec.to_dict(), **gen["spec"]})
+    if spec == store.spec:
+        return store
+    root = run.root / "generate" / "data"
+
+    def do_prepare() -> None:
+        from vidistill.prepare import prepare
+
+        shutil.rmtree(root, ignore_errors=True)  # a stale store (other data or spec)
+        ds = registry.get("dataset", config["dataset"])(**config["dataset_options"])
+        prepare(ds, root, spec=spec, workers=config["workers"])
+
+    run.stage(
+        "generate/prepare",
+        {
+            "dataset": config["dataset"],
+            "options": config["dataset_options"],
+            "spec": spec.to_dict(),
+        },
+        [],
+        do_prepare,
+    )
+    return ClipStore(root)
 
 
 def _convert(weights: Path, model_dir: Path, vae: str | None) -> None:

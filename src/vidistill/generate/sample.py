@@ -29,9 +29,9 @@ cut into batches; an interrupted run resumes by batch: finished batches are kept
 ``class_names``: sample only these classes (matched to the generator's by name, ignoring
 case), in this order — e.g. the 50 MiniUCF classes from a 101-class UCF101 Latte; pool
 label ``c`` is ``class_names[c]``. ``frames`` / ``size``: the pool's clip spec when it
-differs from the generator's (the evaluator needs the real store's): frames are taken at
-``round(linspace(0, T−1, frames))`` and each frame resized bilinearly (antialiased), as
-the VideoMAE embedder adapts clips.
+differs from the generator's (the evaluator needs the real store's): every ``T/frames``-th
+frame when that divides (16 → 8 frames = the clip at twice the stride), else frames at
+``round(linspace(0, T−1, frames))``; each frame resized bilinearly (antialiased).
 """
 
 from __future__ import annotations
@@ -67,12 +67,21 @@ def clip_seed(seed: int, class_index: int, index: int) -> int:
     return int(state[0]) << 32 | int(state[1])
 
 
+def frame_indices(have: int, want: int) -> np.ndarray:
+    """Which of ``have`` frames make a ``want``-frame clip: every ``have/want``-th when that
+    divides (16 → 8: 0, 2, …, 14 — a clip at twice the stride), else
+    ``round(linspace(0, have−1, want))`` (the VideoMAE embedder's rule)."""
+    if have % want == 0:
+        return np.arange(0, have, have // want)
+    return np.round(np.linspace(0, have - 1, want)).astype(np.int64)
+
+
 def resize_clips(clips: torch.Tensor, frames: int, size: int) -> torch.Tensor:
-    """uint8 ``(N,T,H,W,3)`` → ``(N,frames,size,size,3)``: frames at
-    ``round(linspace(0, T−1, frames))``, bilinear antialiased resize of each frame."""
+    """uint8 ``(N,T,H,W,3)`` → ``(N,frames,size,size,3)``: frames by :func:`frame_indices`,
+    bilinear antialiased resize of each frame."""
     n, t, h, w, _ = clips.shape
     if t != frames:
-        clips = clips[:, np.round(np.linspace(0, t - 1, frames)).astype(np.int64)]
+        clips = clips[:, frame_indices(t, frames)]
     if (h, w) != (size, size):
         x = clips.reshape(n * frames, h, w, 3).permute(0, 3, 1, 2).float()
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
