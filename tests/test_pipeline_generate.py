@@ -7,6 +7,7 @@ Then the same run skips every stage, and a `weights:` run samples without traini
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ from vidistill.pipeline import generate_settings, load_config, run_pipeline
 
 pytest.importorskip("diffusers")
 pytest.importorskip("accelerate")
+
+
+SWAPPED = ("references:", "embedder:", "select:")  # the preset lines the block replaces
 
 
 def _rows(out: Path) -> list[dict]:
@@ -122,9 +126,28 @@ def test_generate_section_is_checked_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "r" / "data").exists()
 
 
-def test_shipped_presets_load_and_only_toy_gen_generates() -> None:
+def test_shipped_presets_load_and_only_toy_gen_generates(tmp_path: Path) -> None:
     for name in ("toy-quick", "toy-demo", "miniucf", "hmdb51", "k400", "ssv2"):
         assert load_config(name)["generate"] == {}, name  # the paper's path is opt-in there
+    # ... and its commented block, uncommented as it says, is a valid config
+    for name in ("miniucf", "hmdb51", "k400", "ssv2"):
+        text = (resources.files("vidistill") / "configs" / f"{name}.yaml").read_text()
+        active, block = text.split("\n# generate:\n")
+        keep = [ln for ln in active.splitlines() if not ln.startswith(SWAPPED)]
+        lines = ["generate:"] + [
+            ln[2:] for ln in block.splitlines() if ln.startswith("# ") and not ln.startswith("# (")
+        ]
+        (tmp_path / f"{name}.yaml").write_text("\n".join(keep + lines) + "\n")
+        cfg = load_config(tmp_path / f"{name}.yaml")
+        g = generate_settings(cfg["generate"])
+        assert g is not None and g["init"] and g["vae"] and g["spec"]["size"] == 256, name
+        assert g["pool_per_class"] == 100 and (g["sampler"], g["steps"], g["cfg"]) == (
+            "ddpm",
+            250,
+            7.0,
+        )
+        assert cfg["references"] == ["full-real", "full-syn", "random", "random-real"]
+        assert cfg["embedder"] == "videomae" and "tac-dt" in cfg["select"]
     g = generate_settings(load_config("toy-gen")["generate"])
     assert g is not None and g["train"]["preset"] == "tiny" and g["weights"] is None
 
