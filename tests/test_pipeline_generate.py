@@ -225,3 +225,28 @@ def test_generator_trains_at_its_own_spec_and_the_pool_is_resampled(tmp_path: Pa
     real, pool = ClipStore(out / "data"), ClipStore(out / "generate" / "pool")
     assert pool.spec.shape == real.spec.shape == (8, 48, 48, 3)
     assert ClipStore(out / "generate" / "data").spec.shape == (16, 32, 32, 3)
+
+
+def test_report_tells_the_two_random_rows_apart() -> None:
+    from vidistill.report import pivot_tables
+
+    def row(method, vpc, top1, name=None, pool="/p"):
+        r = {"dataset": "toy", "net": "convnet3d", "method": method, "vpc": vpc, "runs": 1}
+        r.update(top1_mean=top1, top1_std=0.0, pool=pool)
+        return r | ({"row_name": name} if name else {})
+
+    rows = [
+        row("random", 1, 20.0, "random-from-pool"),
+        row("random", 1, 10.0, "random-real", pool="/real"),
+        row("full-syn", None, 50.0),
+        row("tac-dt", 1, 25.0),
+    ]
+    (table,) = pivot_tables(rows)
+    body = {r[0]: r[1] for r in table["rows"]}
+    assert body == {
+        "full-syn": "50.0 ± 0.0",
+        "random-from-pool": "20.0 ± 0.0",
+        "random-real": "10.0 ± 0.0",
+        "tac-dt": "25.0 ± 0.0",
+    }
+    assert [r[0] for r in table["rows"]][:3] == ["full-syn", "random-from-pool", "random-real"]
