@@ -583,37 +583,7 @@ class _Grid:
 
 
 def _report(root: Path, store: ClipStore, config: dict[str, Any]) -> None:
-    from vidistill.evaluate import load_results
-    from vidistill.report import frame_strip, write_report
+    """RUN/report/: tables, plot, costs, per class clips and the pool projection of run 0."""
+    from vidistill.report import report_run
 
-    out = root / "report"
-    seed = config["evaluate"]["seed"]  # strips show run 0's selection / learned set
-    images = []
-    for sel_path in sorted((root / "select").glob(f"*_seed{seed}.json")):
-        sel = json.loads(sel_path.read_text())
-        idx = [i for c in store.class_names for i in sel["indices"].get(c, [])[:2]]
-        name = f"strip_{sel_path.stem}.png"
-        frame_strip(
-            store.clips(idx), out / name, labels=[store.class_names[store.labels[i]] for i in idx]
-        )
-        images.append(
-            (f"{sel['method']} VPC {sel['vpc']} (seed {seed}) — chosen clips (≤ 2 per class)", name)
-        )
-    for preview in sorted((root / "synth").glob(f"*_seed{seed}/preview")):
-        pv = ClipStore(preview)
-        idx = list(range(min(len(pv), 2 * pv.num_classes)))
-        name = f"strip_{preview.parent.name}.png"
-        frame_strip(pv.clips(idx), out / name, labels=[pv.class_names[pv.labels[i]] for i in idx])
-        images.append((f"{preview.parent.name} — learned videos", name))
-    notes = [
-        f"config: {config['name']} — dataset {config['dataset']}, preset {config['evaluate']['preset']}, "
-        f"{config['evaluate']['runs']} paired runs (run s re-selects / re-synthesises with seed s "
-        "and shares evaluator seed s with random); final-epoch metrics on the real test split."
-    ]
-    write_report(
-        load_results(root / "results.json"),
-        out,
-        title=f"vidistill — {config['name']}",
-        images=images,
-        notes=notes,
-    )
+    report_run(root, root / "report", config=config, store=store)
