@@ -179,6 +179,29 @@ def test_missing_matplotlib_is_named_not_dropped(tmp_path: Path, monkeypatch) ->
     assert not (tmp_path / "r" / "accuracy.png").exists()
 
 
+def test_missing_pillow_is_named_in_place_of_the_clips(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    from vidistill.report import ClipSet
+
+    clips = {"a": np.zeros((1, 4, 16, 16, 3), np.uint8)}
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    md, _ = write_report(ROWS, tmp_path / "r", clip_sets=[ClipSet("tac-dt", 1, "chosen", clips)])
+    text = md.read_text()
+    assert "pillow is not installed, so this report has no clip strips or GIFs" in text
+    assert "pillow is not installed, so this report has no accuracy-vs-VPC plot" in text
+    assert "pip install 'vidistill[report]'" in text and not (tmp_path / "r" / "clips").exists()
+
+
+def test_a_method_on_two_pools_gets_a_line_per_pool() -> None:
+    real = {**_row("random", 1, 25.0), "pool": "/runs/demo/data"}
+    generated = {**_row("random", 1, 30.0), "pool": "/runs/demo/pool"}
+    picked = {**_row("tac-dt", 1, 33.0), "pool": "/runs/demo/pool"}
+    (table,) = pivot_tables([real, generated, picked])
+    assert [r[0] for r in table["rows"]] == ["random [data]", "random [pool]", "tac-dt"]
+    assert [r[1] for r in table["rows"]] == ["25.0 ± 1.0", "30.0 ± 1.0", "33.0 ± 1.0"]
+
+
 def test_cli_report_of_a_run_directory_and_of_results_with_selections(tmp_path: Path) -> None:
     from report_run import fake_run
 

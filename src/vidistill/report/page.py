@@ -136,7 +136,9 @@ def write_report(
     notes = list(notes)
     if any(r.get("ior_mean") is not None for r in rows):
         notes.append(IOR_NOTE)
-    has_mpl, has_pil = _can_import("matplotlib"), _can_import("PIL")
+    has_pil = _can_import("PIL")
+    # matplotlib writes PNGs through Pillow: a plot needs both
+    no_mpl = "matplotlib" if not _can_import("matplotlib") else None if has_pil else "pillow"
     md: list[str] = [f"# {title}", ""]
     md += [f"> {n}\n" for n in notes]
     parts: list[str] = [f"<h1>{html.escape(title)}</h1>"]
@@ -168,8 +170,8 @@ def write_report(
         parts.append(f"<h3>{html.escape(table['title'])}</h3>")
         parts.append(html_table(table["header"], table["html_rows"], cls="paper"))
         name = "accuracy.png" if k == 0 else f"accuracy_{k}.png"
-        if not has_mpl:
-            missing("matplotlib", "accuracy-vs-VPC plot")
+        if no_mpl:
+            missing(no_mpl, "accuracy-vs-VPC plot")
         elif accuracy_plot(groups[table["key"]], out / name, title=table["title"]):
             figure(
                 name,
@@ -238,8 +240,8 @@ def write_report(
         nav.append('<a href="#projection">Pool projection</a>')
         parts.append('<h2 id="projection">Pool projection</h2>')
         md += ["## Pool projection", ""]
-        if not has_mpl:
-            missing("matplotlib", "pool projection")
+        if no_mpl:
+            missing(no_mpl, "pool projection")
         elif projection_plot(projections, out / "projection.png"):
             figure(
                 "projection.png",
