@@ -47,9 +47,9 @@ def chromium() -> str:
     for cmd in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"],
                 ["apt-get", "install", "-y", "chromium"]):  # fmt: skip
         try:
-            res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
         except subprocess.TimeoutExpired:
-            pytest.skip(f"`{' '.join(cmd)}` timed out after 900 s")
+            pytest.skip(f"`{' '.join(cmd)}` timed out after 240 s")
         log = (res.stdout + res.stderr)[-400:]
         if cmd[1] == "install" and res.returncode == 0 and _find():
             return _find()
