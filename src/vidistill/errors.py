@@ -51,3 +51,8 @@ def missing_dependency_message(err: ModuleNotFoundError) -> str | None:
         dist = REQUIRED_DEPENDENCIES[top]
         return f"{dist} is not installed, but vidistill needs it (a broken install?): pip install {dist}"
     return None
+
+
+class RankFailed(RuntimeError):
+    """A rank of a distributed job failed (or stopped answering): raised on the other ranks
+    with a message naming it, so the job ends instead of hanging (``vidistill.distributed``)."""

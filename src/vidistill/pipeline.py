@@ -29,13 +29,14 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vidistill import __version__, registry
+from vidistill import __version__, distributed, registry
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore
 from vidistill.errors import RunInUse
@@ -181,7 +182,14 @@ def _file_hash(path: Path) -> str:
 
 
 class Run:
-    """One run directory; :meth:`stage` runs a step unless its done-marker matches."""
+    """One run directory; :meth:`stage` runs a step unless its done-marker matches.
+
+    Under torchrun (:mod:`vidistill.distributed`) rank 0 is the only one that decides and
+    writes markers of shared stages: ``where="main"`` stages run on rank 0 while the others
+    wait, ``where="all"`` stages run on every rank (the step shards its own work), and
+    ``where="here"`` stages run on the calling rank alone (a task sharded to it, with its
+    own output file and marker). Not launched, all three are the same thing.
+    """
 
     def __init__(
         self, root: str | Path, config: dict[str, Any], log: Callable[[str], None] = print
@@ -190,26 +198,31 @@ class Run:
         self.config = config
         self.log = log
         self.root.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(
-            self.root / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode()
-        )
+        if distributed.is_main():
+            write_bytes_atomic(
+                self.root / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode()
+            )
 
-    def stage(self, name: str, config: Any, inputs: list[Path], fn: Callable[[], Any]) -> bool:
-        """Run ``fn`` unless ``stages/name.json`` records the same config and input hashes."""
-        marker = self.root / "stages" / f"{name.replace('/', '__')}.json"
+    def _marker(self, name: str) -> Path:
+        return self.root / "stages" / f"{name.replace('/', '__')}.json"
+
+    def pending(self, name: str, config: Any, inputs: list[Path]) -> dict[str, Any] | None:
+        """The stage's key if it must run; None (logged as skipped) if its marker matches."""
         key = {"config": _hash(config), "inputs": {str(p): _file_hash(p) for p in inputs}}
+        marker = self._marker(name)
         if marker.is_file() and json.loads(marker.read_text()).get("key") == key:
             self.log(f"[skip] {name} (done, inputs unchanged)")
-            return False
-        self.log(f"[run ] {name}")
-        t0 = time.perf_counter()
-        fn()
+            return None
+        return key
+
+    def done(self, name: str, key: dict[str, Any], seconds: float) -> None:
+        """Write the stage's marker (last, atomically)."""
         write_json_atomic(
-            marker,
+            self._marker(name),
             {
                 "stage": name,
                 "key": key,
-                "seconds": round(time.perf_counter() - t0, 2),
+                "seconds": round(seconds, 2),
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 "versions": {
                     "vidistill": __version__,
@@ -218,6 +231,42 @@ class Run:
                 },
             },
         )
+
+    def _here(self, name: str, config: Any, inputs: list[Path], fn: Callable[[], Any]) -> bool:
+        key = self.pending(name, config, inputs)
+        if key is None:
+            return False
+        self.log(f"[run ] {name}")
+        t0 = time.perf_counter()
+        fn()
+        self.done(name, key, time.perf_counter() - t0)
+        return True
+
+    def stage(
+        self,
+        name: str,
+        config: Any,
+        inputs: list[Path],
+        fn: Callable[[], Any],
+        where: str = "main",
+    ) -> bool:
+        """Run ``fn`` unless ``stages/name.json`` records the same config and input hashes.
+        ``where``: ``main`` (rank 0 runs it, the others wait), ``all`` (every rank runs
+        it), ``here`` (this rank alone). Returns whether it ran."""
+        if not distributed.current().distributed or where == "here":
+            return self._here(name, config, inputs, fn)
+        if where == "main":
+            return distributed.on_main(lambda: self._here(name, config, inputs, fn), name)
+        if where != "all":
+            raise ValueError(f"where={where!r}: use 'main', 'all' or 'here'")
+        key = distributed.on_main(lambda: self.pending(name, config, inputs), f"{name} (decide)")
+        if key is None:
+            return False
+        if distributed.is_main():
+            self.log(f"[run ] {name}")
+        t0 = time.perf_counter()
+        distributed.call_all(fn, name)
+        distributed.on_main(lambda: self.done(name, key, time.perf_counter() - t0), name)
         return True
 
 
@@ -265,9 +314,47 @@ def run_lock(root: Path) -> Iterator[None]:
 def run_pipeline(
     config: dict[str, Any], out: str | Path, log: Callable[[str], None] = print
 ) -> Path:
-    """:func:`_run_pipeline` under the run directory's lock."""
-    with run_lock(Path(out)):
-        return _run_pipeline(config, out, log)
+    """:func:`_run_pipeline` under the run directory's lock.
+
+    Under torchrun every rank calls this: rank 0 holds the lock and writes the shared files
+    (stage markers, results.json, the report); selections, syntheses and evaluation runs
+    are shared out across ranks (see :func:`_run_pipeline`)."""
+    ctx = distributed.init()
+    if not ctx.distributed:
+        with run_lock(Path(out)):
+            return _run_pipeline(config, out, log)
+    with contextlib.ExitStack() as held:
+        distributed.call_all(
+            lambda: held.enter_context(run_lock(Path(out))) if ctx.is_main else None,
+            "lock the run directory",
+        )
+        rank_log = log if ctx.is_main else (lambda line: log(f"[rank {ctx.rank}] {line}"))
+        return _run_pipeline(config, out, rank_log)
+
+
+@dataclass
+class _Task:
+    """A stage that one rank runs alone: a selection or a synthesis of one run seed."""
+
+    name: str
+    config: Any
+    inputs: list[Path]
+    fn: Callable[[], Any]
+
+
+@dataclass
+class _Evaluation:
+    """An evaluate stage: one row of ``runs`` paired runs of one method (or reference)."""
+
+    name: str
+    method: str
+    vpc: int | None
+    source: Callable[[], Any]  # makes evaluate's source: a TrainingSet, or seed -> TrainingSet
+    inputs: list[Path] = field(default_factory=list)
+    # the store the clips are drawn from (the row's ``pool``: its IOR partner is random from
+    # the same one); None = the run's real store
+    pool: ClipStore | None = None
+    row_name: str | None = None  # tells two rows of one method apart (random-from-pool / -real)
 
 
 def _run_pipeline(
@@ -279,24 +366,29 @@ def _run_pipeline(
 
     Per-run protocol: for run seed ``s`` (``evaluate.seed + r``) every selector selects and
     every synthesizer learns with seed ``s``, and the evaluator trains run ``s`` on that set
-    with seed ``s``, paired with random run ``s`` from the same pool (the real store)."""
+    with seed ``s``, paired with random run ``s`` from the same pool (the real store).
+
+    Under torchrun (world W > 1) the same stages run in phases: prepare (rank 0), embed
+    (every rank embeds a share, :func:`vidistill.embed.embed_store`), all selections and
+    syntheses (one (method, VPC, seed) task per rank in turn, strided), then all evaluation
+    runs (one (stage, seed) run per rank in turn; rank 0 combines each stage's runs into its
+    row with :func:`vidistill.evaluate.combine_runs`, merges it into results.json and writes
+    the marker as soon as the stage's last run is in), then the report (rank 0). Run ``s``
+    depends only on its seed, so the rows are the one-process rows (up to timings)."""
     from vidistill.evaluate import (
         Recipe,
         TrainingSet,
-        evaluate,
         full_real,
         load_selection,
         random_subset,
         selection_set,
-        update_results,
     )
-    from vidistill.evaluate.paired import format_ior
-    from vidistill.evaluate.results import row_key
 
     gen = generate_settings(config.get("generate"))
     for ref in config["references"]:
         if ref in GENERATE_REFERENCES and gen is None:
             raise ValueError(f"reference {ref!r} needs a `generate:` section (a generated pool)")
+    ctx = distributed.current()
     run = Run(out, config, log)
     store_dir = run.root / "data"
     ds_cfg = {
@@ -323,49 +415,30 @@ def _run_pipeline(
     ev = config["evaluate"]
     overrides = {k: v for k, v in ev.items() if k not in ("preset", "runs", "seed")}
     recipe = Recipe.preset(ev["preset"], **overrides)
-    results = run.root / "results.json"
     eval_cfg = {"recipe": recipe.to_dict(), "runs": ev["runs"], "seed": ev["seed"]}
-
     seeds = [ev["seed"] + r for r in range(ev["runs"])]
-    pool = str(store.root)  # the pool every method here selects / learns from
+    grid = _Grid(run, store, recipe, eval_cfg, seeds)
 
-    def evaluate_into(method: str, vpc: int | None, source: Any) -> None:
-        row = evaluate(
-            source,
-            store,
-            recipe,
-            runs=ev["runs"],
-            seed=ev["seed"],
-            method=method,
-            vpc=vpc,
-            pool=pool,
-        )
-        merged = update_results(results, [row])
-        row = next(r for r in merged if row_key(r) == row_key(row))
-        ior = "" if method in ("random", "full-real") else f", IOR {format_ior(row)}"
-        log(
-            f"       {method} vpc={vpc}: top-1 {row['top1_mean']:.1f} ± {row['top1_std']:.1f} %{ior}"
-        )
-
+    # the stages, in the one-process order: (kind, stage)
+    steps: list[tuple[str, Any]] = []
+    real = [store_dir / "store.json"]
     if gen is not None:  # the pool replaces the real clips as what selectors select from
-        generate_then_select(run, config, gen, store, recipe, results, log)
+        steps += generate_then_select(run, config, gen, store, seeds)
     for ref in [] if gen is not None else config["references"]:
         if ref == "full-real":
-            run.stage(
-                "evaluate/full-real",
-                eval_cfg,
-                [store_dir / "store.json"],
-                lambda: evaluate_into("full-real", None, full_real(store)),
+            steps.append(
+                (
+                    "eval",
+                    _Evaluation(
+                        "evaluate/full-real", "full-real", None, lambda: full_real(store), real
+                    ),
+                )
             )
         elif ref == "random":
             for vpc in config["vpcs"]:
-                run.stage(
-                    f"evaluate/random/vpc{vpc}",
-                    eval_cfg,
-                    [store_dir / "store.json"],
-                    lambda v=vpc: evaluate_into(
-                        "random", v, lambda s, v=v: random_subset(store, v, s)
-                    ),
+                draw = lambda v=vpc: lambda s: random_subset(store, v, s)  # noqa: E731
+                steps.append(
+                    ("eval", _Evaluation(f"evaluate/random/vpc{vpc}", "random", vpc, draw, real))
                 )
         else:
             raise ValueError(f"unknown reference {ref!r}; use full-real or random")
@@ -376,35 +449,54 @@ def _run_pipeline(
 
         emb = config["embedder"]
         emb_opts = config["embedder_options"]
-        run.stage(
-            f"embed/{emb}",
-            {"embedder": emb, "options": emb_opts},
-            [store_dir / "store.json"],
-            lambda: embed_store(store, emb, seed=ev["seed"], progress=True, **emb_opts),
+        steps.append(
+            (
+                "embed",
+                _Task(
+                    f"embed/{emb}",
+                    {"embedder": emb, "options": emb_opts},
+                    [store_dir / "store.json"],
+                    lambda: embed_store(store, emb, seed=ev["seed"], progress=True, **emb_opts),
+                ),
+            )
         )
         for method in config["select"]:
             for vpc in config["vpcs"]:
                 # the paired protocol: one selection per run seed, evaluated in that run
                 for sd in seeds:
-                    run.stage(
-                        f"select/{method}/vpc{vpc}/seed{sd}",
-                        {"embedder": emb, "seed": sd},
-                        [embeddings_path(store.root, emb)],
-                        lambda m=method, v=vpc, s=sd: select_store(
-                            store, m, v, seed=s, embedder=emb, out=selection_path(run.root, m, v, s)
+                    steps.append(
+                        (
+                            "task",
+                            _Task(
+                                f"select/{method}/vpc{vpc}/seed{sd}",
+                                {"embedder": emb, "seed": sd},
+                                [embeddings_path(store.root, emb)],
+                                lambda m=method, v=vpc, s=sd: select_store(
+                                    store,
+                                    m,
+                                    v,
+                                    seed=s,
+                                    embedder=emb,
+                                    out=selection_path(run.root, m, v, s),
+                                ),
+                            ),
+                        )
+                    )
+                steps.append(
+                    (
+                        "eval",
+                        _Evaluation(
+                            f"evaluate/{method}/vpc{vpc}",
+                            method,
+                            vpc,
+                            lambda m=method, v=vpc: (
+                                lambda s: selection_set(
+                                    store, load_selection(selection_path(run.root, m, v, s))
+                                )
+                            ),
+                            [selection_path(run.root, method, vpc, sd) for sd in seeds],
                         ),
                     )
-                run.stage(
-                    f"evaluate/{method}/vpc{vpc}",
-                    eval_cfg,
-                    [selection_path(run.root, method, vpc, sd) for sd in seeds],
-                    lambda m=method, v=vpc: evaluate_into(
-                        m,
-                        v,
-                        lambda s: selection_set(
-                            store, load_selection(selection_path(run.root, m, v, s))
-                        ),
-                    ),
                 )
 
     if config["synthesize"]:
@@ -415,38 +507,175 @@ def _run_pipeline(
             for vpc in config["vpcs"]:
                 # one learned set per run seed, as for selections
                 for sd in seeds:
-                    run.stage(
-                        f"synthesize/{method}/vpc{vpc}/seed{sd}",
-                        {"options": options, "seed": sd},
-                        [store_dir / "store.json"],
-                        lambda m=method, v=vpc, s=sd, o=options: synthesize(
-                            store,
-                            m,
-                            v,
-                            synth_path(run.root, m, v, s),
-                            options=dict(o or {}),
-                            seed=s,
+                    steps.append(
+                        (
+                            "task",
+                            _Task(
+                                f"synthesize/{method}/vpc{vpc}/seed{sd}",
+                                {"options": options, "seed": sd},
+                                [store_dir / "store.json"],
+                                lambda m=method, v=vpc, s=sd, o=options: synthesize(
+                                    store,
+                                    m,
+                                    v,
+                                    synth_path(run.root, m, v, s),
+                                    options=dict(o or {}),
+                                    seed=s,
+                                ),
+                            ),
+                        )
+                    )
+                steps.append(
+                    (
+                        "eval",
+                        _Evaluation(
+                            f"evaluate/{method}/vpc{vpc}",
+                            method,
+                            vpc,
+                            lambda m=method, v=vpc: (
+                                lambda s: TrainingSet.from_synthetic(
+                                    SyntheticSet.load(synth_path(run.root, m, v, s))
+                                )
+                            ),
+                            [
+                                synth_path(run.root, method, vpc, sd) / "synthetic.safetensors"
+                                for sd in seeds
+                            ],
                         ),
                     )
-                run.stage(
-                    f"evaluate/{method}/vpc{vpc}",
-                    eval_cfg,
-                    [
-                        synth_path(run.root, method, vpc, sd) / "synthetic.safetensors"
-                        for sd in seeds
-                    ],
-                    lambda m=method, v=vpc: evaluate_into(
-                        m,
-                        v,
-                        lambda s: TrainingSet.from_synthetic(
-                            SyntheticSet.load(synth_path(run.root, m, v, s))
-                        ),
-                    ),
                 )
 
+    if not ctx.distributed:
+        for kind, step in steps:
+            if kind == "eval":
+                run.stage(step.name, eval_cfg, step.inputs, lambda e=step: grid.evaluate_all(e))
+            else:
+                run.stage(step.name, step.config, step.inputs, step.fn)
+    else:
+        for kind, step in steps:  # embedding: every rank embeds its share
+            if kind == "embed":
+                run.stage(step.name, step.config, step.inputs, step.fn, where="all")
+        tasks = [step for kind, step in steps if kind == "task"]
+        error: BaseException | None = None
+        try:  # selections and syntheses: rank r takes tasks r, r + W, ...
+            for i in distributed.shard(len(tasks), mode="strided").tolist():
+                run.stage(tasks[i].name, tasks[i].config, tasks[i].inputs, tasks[i].fn, "here")
+        except Exception as err:
+            error = err
+        distributed.check("selections and syntheses", error)
+        grid.evaluate_sharded([step for kind, step in steps if kind == "eval"])
+
     if config["report"]:
+        results = run.root / "results.json"
         run.stage("report", {}, [results], lambda: _report(run.root, store, config))
     return run.root
+
+
+class _Grid:
+    """The evaluate stages of one run: all runs of a stage in this process, or the runs of
+    many stages shared out across ranks."""
+
+    def __init__(
+        self, run: Run, store: ClipStore, recipe: Any, eval_cfg: dict[str, Any], seeds: list[int]
+    ):
+        self.run, self.store, self.recipe, self.eval_cfg, self.seeds = (
+            run,
+            store,
+            recipe,
+            eval_cfg,
+            seeds,
+        )
+        self.results = run.root / "results.json"
+        self.pool = str(store.root)  # the pool every method here selects / learns from
+        self._source: tuple[_Evaluation | None, Any] = (None, None)
+
+    def _source_of(self, e: _Evaluation) -> Any:
+        """evaluate's source for ``e``, made once for consecutive runs of one stage (the
+        full-real set is read from the store once, not once per run)."""
+        if self._source[0] is not e:
+            self._source = (None, None)  # let the previous set go first
+            self._source = (e, e.source())
+        return self._source[1]
+
+    def _evaluate(self, e: _Evaluation, runs: int, seed: int, progress: bool) -> dict[str, Any]:
+        from vidistill.evaluate import evaluate
+
+        row = evaluate(
+            self._source_of(e),
+            self.store,
+            self.recipe,
+            runs=runs,
+            seed=seed,
+            method=e.method,
+            vpc=e.vpc,
+            pool=str(e.pool.root) if e.pool is not None else self.pool,
+            progress=progress,
+        )
+        if e.row_name:
+            row["row_name"] = e.row_name
+        return row
+
+    def _merge(self, row: dict[str, Any]) -> None:
+        from vidistill.evaluate import update_results
+        from vidistill.evaluate.paired import format_ior
+        from vidistill.evaluate.results import row_key
+
+        merged = update_results(self.results, [row])
+        row = next(r for r in merged if row_key(r) == row_key(row))
+        refs = ("random", "full-real", "full-syn")
+        ior = "" if row["method"] in refs else f", IOR {format_ior(row)}"
+        self.run.log(
+            f"       {row.get('row_name') or row['method']} vpc={row['vpc']}: top-1 {row['top1_mean']:.1f} ± "
+            f"{row['top1_std']:.1f} %{ior}"
+        )
+
+    def evaluate_all(self, e: _Evaluation) -> None:
+        """One process: the stage's runs one after the other, one row."""
+        self._merge(self._evaluate(e, len(self.seeds), self.seeds[0], progress=True))
+
+    def evaluate_sharded(self, evaluations: list[_Evaluation]) -> None:
+        """Every rank: the (stage, seed) runs of the stages that must run, shared out in
+        rounds of W (rank r takes run r of each round); rank 0 finishes each stage — row,
+        results.json, marker — once its last run is in."""
+        from vidistill.evaluate import combine_runs
+
+        run = self.run
+
+        def decide() -> list[tuple[int, dict[str, Any]]]:
+            out = []
+            for i, e in enumerate(evaluations):
+                key = run.pending(e.name, self.eval_cfg, e.inputs)
+                if key is not None:
+                    out.append((i, key))
+            return out
+
+        todo = distributed.on_main(decide, "decide the evaluate stages")
+        keys = dict(todo)
+        jobs = [(i, s) for i, _ in todo for s in self.seeds]
+        world = distributed.current().world
+        rows: dict[int, list[dict[str, Any]]] = {i: [] for i in keys}
+        started: dict[int, float] = {}
+        for first in range(0, len(jobs), world):
+            chunk = jobs[first : first + world]
+            for i, _ in chunk:
+                if i not in started:
+                    started[i] = time.perf_counter()
+                    if distributed.is_main():
+                        run.log(f"[run ] {evaluations[i].name}")
+            got = distributed.map_in_order(
+                lambda j, c=chunk: self._evaluate(evaluations[c[j][0]], 1, c[j][1], False),
+                len(chunk),
+                mode="strided",
+                what="evaluation runs " + ", ".join(f"{evaluations[i].name}#{s}" for i, s in chunk),
+            )
+            if got is None:
+                continue  # rank 0 merges
+            for (i, _), row in zip(chunk, got, strict=True):
+                rows[i].append(row)
+                if len(rows[i]) == len(self.seeds):
+                    self._merge(combine_runs(rows[i]))
+                    run.done(evaluations[i].name, keys[i], time.perf_counter() - started[i])
+        distributed.check("evaluations")
 
 
 # -- generate-then-select (paper 003) ---------------------------------------------------------
@@ -460,66 +689,68 @@ def generate_then_select(
     config: dict[str, Any],
     gen: dict[str, Any],
     store: ClipStore,
-    recipe: Any,
-    results: Path,
-    log: Callable[[str], None] = print,
-) -> ClipStore:
-    """Generator → pool → embed the pool → select from it per run seed → evaluate.
+    seeds: list[int],
+) -> list[tuple[str, Any]]:
+    """Generator → pool (run here, now: ``generate/prepare`` | ``generate/train`` |
+    ``generate/convert``, then ``generate/sample``) and the stages that follow, returned as
+    :func:`_run_pipeline`'s ``(kind, stage)`` steps: embed the pool, select from it per run
+    seed, evaluate.
 
     Rows (all tested on the REAL test split): ``full-real`` (every real training clip),
     ``full-syn`` (every pool clip), ``random`` shown as *random-from-pool* (VPC pool clips
     per class: the selectors' IOR partner, same pool), ``random`` shown as *random-real*
     (VPC real clips per class: what the pool is worth against the real set), and every
-    selector, whose selections index the pool."""
+    selector, whose selections index the pool. Under torchrun the generator trains on every
+    rank (``generate train`` is data-parallel through accelerate), rank 0 samples the pool,
+    and the embedding, selections and evaluation runs are shared like the real path's."""
     from vidistill.embed import embed_store, embeddings_path
     from vidistill.evaluate import full_real, load_selection, random_subset, selection_set
     from vidistill.evaluate.trainset import TrainingSet
     from vidistill.select import select_store
 
     ev = config["evaluate"]
-    seeds = [ev["seed"] + r for r in range(ev["runs"])]
-    eval_cfg = {"recipe": recipe.to_dict(), "runs": ev["runs"], "seed": ev["seed"]}
     real_head = store.root / "store.json"
-    model_dir = _generator(run, config, gen, store, log)
+    model_dir = _generator(run, config, gen, store, run.log)
     pool = _sample_pool(run, gen, model_dir, store)
     pool_head = pool.root / "store.json"
 
-    def into(method: str, vpc: int | None, source: Any, on: ClipStore, name: str | None = None):
-        _evaluate_row(results, store, recipe, ev, method, vpc, source, on, name, log)
-
+    steps: list[tuple[str, Any]] = []
     for ref in config["references"]:
         if ref == "full-real":
-            run.stage(
-                "evaluate/full-real",
-                eval_cfg,
-                [real_head],
-                lambda: into("full-real", None, full_real(store), store),
+            steps.append(
+                (
+                    "eval",
+                    _Evaluation(
+                        "evaluate/full-real",
+                        "full-real",
+                        None,
+                        lambda: full_real(store),
+                        [real_head],
+                    ),
+                )
             )
         elif ref == "full-syn":
-            run.stage(
-                "evaluate/full-syn",
-                eval_cfg,
-                [pool_head],
-                lambda: into(
-                    "full-syn",
-                    None,
-                    TrainingSet.from_store(
-                        pool, pool.indices("train"), meta={"method": "full-syn"}
-                    ),
-                    pool,
-                ),
+            whole = lambda: TrainingSet.from_store(  # noqa: E731
+                pool, pool.indices("train"), meta={"method": "full-syn"}
+            )
+            steps.append(
+                (
+                    "eval",
+                    _Evaluation("evaluate/full-syn", "full-syn", None, whole, [pool_head], pool),
+                )
             )
         elif ref in ("random", "random-real"):
             src, head = (pool, pool_head) if ref == "random" else (store, real_head)
             name = "random-from-pool" if ref == "random" else "random-real"
             for vpc in config["vpcs"]:
-                run.stage(
-                    f"evaluate/{ref}/vpc{vpc}",
-                    eval_cfg,
-                    [head],
-                    lambda v=vpc, src=src, name=name: into(
-                        "random", v, lambda s: random_subset(src, v, s), src, name
-                    ),
+                draw = lambda v=vpc, src=src: lambda s: random_subset(src, v, s)  # noqa: E731
+                steps.append(
+                    (
+                        "eval",
+                        _Evaluation(
+                            f"evaluate/{ref}/vpc{vpc}", "random", vpc, draw, [head], src, name
+                        ),
+                    )
                 )
         else:
             raise ValueError(
@@ -528,78 +759,58 @@ def generate_then_select(
             )
 
     if not config["select"]:
-        return pool
+        return steps
     emb, opts = config["embedder"], _pool_embedder_options(config, gen, model_dir, store)
-    run.stage(
-        f"embed/pool/{emb}",
-        {"embedder": emb, "options": opts},
-        [pool_head, pool.root / "manifest.json", real_head],
-        lambda: embed_store(pool, emb, seed=ev["seed"], progress=True, **opts),
+    steps.append(
+        (
+            "embed",
+            _Task(
+                f"embed/pool/{emb}",
+                {"embedder": emb, "options": opts},
+                [pool_head, pool.root / "manifest.json", real_head],
+                lambda: embed_store(pool, emb, seed=ev["seed"], progress=True, **opts),
+            ),
+        )
     )
     for method in config["select"]:
         for vpc in config["vpcs"]:
             for sd in seeds:  # the paired protocol: one selection per run seed
-                run.stage(
-                    f"select/{method}/vpc{vpc}/seed{sd}",
-                    {"embedder": emb, "seed": sd, "pool": True},
-                    [embeddings_path(pool.root, emb)],
-                    lambda m=method, v=vpc, s=sd: select_store(
-                        pool, m, v, seed=s, embedder=emb, out=selection_path(run.root, m, v, s)
+                steps.append(
+                    (
+                        "task",
+                        _Task(
+                            f"select/{method}/vpc{vpc}/seed{sd}",
+                            {"embedder": emb, "seed": sd, "pool": True},
+                            [embeddings_path(pool.root, emb)],
+                            lambda m=method, v=vpc, s=sd: select_store(
+                                pool,
+                                m,
+                                v,
+                                seed=s,
+                                embedder=emb,
+                                out=selection_path(run.root, m, v, s),
+                            ),
+                        ),
+                    )
+                )
+            steps.append(
+                (
+                    "eval",
+                    _Evaluation(
+                        f"evaluate/{method}/vpc{vpc}",
+                        method,
+                        vpc,
+                        lambda m=method, v=vpc: (
+                            lambda s: selection_set(
+                                pool, load_selection(selection_path(run.root, m, v, s))
+                            )
+                        ),
+                        [selection_path(run.root, method, vpc, sd) for sd in seeds],
+                        pool,
                     ),
                 )
-            run.stage(
-                f"evaluate/{method}/vpc{vpc}",
-                eval_cfg,
-                [selection_path(run.root, method, vpc, sd) for sd in seeds],
-                lambda m=method, v=vpc: into(
-                    m,
-                    v,
-                    lambda s: selection_set(
-                        pool, load_selection(selection_path(run.root, m, v, s))
-                    ),
-                    pool,
-                ),
             )
-    return pool
-
-
-def _evaluate_row(
-    results: Path,
-    test_store: ClipStore,
-    recipe: Any,
-    ev: dict[str, Any],
-    method: str,
-    vpc: int | None,
-    source: Any,
-    pool: ClipStore,
-    row_name: str | None,
-    log: Callable[[str], None],
-) -> None:
-    """One row on the real test split, drawn from ``pool`` (its IOR partner: random from the
-    same pool); ``row_name`` tells two rows of one method apart in reports."""
-    from vidistill.evaluate import evaluate, update_results
-    from vidistill.evaluate.paired import format_ior
-    from vidistill.evaluate.results import row_key
-
-    row = evaluate(
-        source,
-        test_store,
-        recipe,
-        runs=ev["runs"],
-        seed=ev["seed"],
-        method=method,
-        vpc=vpc,
-        pool=str(pool.root),
-    )
-    if row_name:
-        row["row_name"] = row_name
-    merged = update_results(results, [row])
-    row = next(r for r in merged if row_key(r) == row_key(row))
-    ior = "" if method in ("random", "full-real", "full-syn") else f", IOR {format_ior(row)}"
-    log(
-        f"       {row_name or method} vpc={vpc}: top-1 {row['top1_mean']:.1f} ± "
-        f"{row['top1_std']:.1f} %{ior}"
-    )
+    return steps
 
 
 def _generator(
@@ -636,6 +847,7 @@ def _generator(
         {k: gen[k] for k in ("train", "init", "vae", "device")},
         [train_store.root / "store.json", *init, *vae],
         lambda: _train_generator(train_store, model_dir, gen, log),
+        where="all",  # `generate train` is data-parallel under torchrun (accelerate)
     )
     return model_dir
 
@@ -682,7 +894,8 @@ def _train_generator(
 ) -> None:
     """``generate train`` into ``model_dir``. A folder left by a killed run of the same
     settings resumes from its last checkpoint, and so does a finished one given more
-    ``steps`` (the loop is exact on resume); any other change starts afresh."""
+    ``steps`` (the loop is exact on resume); any other change starts afresh. Under torchrun
+    every rank calls this: rank 0 readies the folder, then all train (data-parallel)."""
     from vidistill.generate import GenerateConfig, train
     from vidistill.generate.train import _RESUMABLE
 
@@ -694,11 +907,15 @@ def _train_generator(
         "store": [_file_hash(store.root / f) for f in ("store.json", "manifest.json")],
     }
     keyfile = model_dir / "pipeline.json"
-    old = json.loads(keyfile.read_text()) if keyfile.is_file() else None
-    if model_dir.exists() and (old is None or old["key"] != key or old["steps"] > cfg.steps):
-        shutil.rmtree(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(keyfile, {"key": json.loads(json.dumps(key)), "steps": cfg.steps})
+
+    def ready() -> None:
+        old = json.loads(keyfile.read_text()) if keyfile.is_file() else None
+        if model_dir.exists() and (old is None or old["key"] != key or old["steps"] > cfg.steps):
+            shutil.rmtree(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(keyfile, {"key": json.loads(json.dumps(key)), "steps": cfg.steps})
+
+    distributed.on_main(ready, "ready the generator folder")
     train(
         store.root,
         model_dir,
@@ -712,7 +929,8 @@ def _train_generator(
 
 def _sample_pool(run: Run, gen: dict[str, Any], model_dir: Path, store: ClipStore) -> ClipStore:
     """``generate/sample``: ``pool_per_class`` clips of every real class, at the real store's
-    clip spec, clip i of class c seeded by (seed, c, i) — reproducible and extendable."""
+    clip spec, clip i of class c seeded by (seed, c, i) — reproducible and extendable (and
+    so independent of how it is sampled). Under torchrun rank 0 samples, the others wait."""
     from vidistill.generate import sample_pool
 
     out = pool_dir(run.root)
@@ -775,72 +993,7 @@ def _pool_embedder_options(
 
 
 def _report(root: Path, store: ClipStore, config: dict[str, Any]) -> None:
-    from vidistill.evaluate import load_results
-    from vidistill.report import frame_strip, write_report
+    """RUN/report/: tables, plot, costs, per class clips and the pool projection of run 0."""
+    from vidistill.report import report_run
 
-    out = root / "report"
-    seed = config["evaluate"]["seed"]  # strips show run 0's selection / learned set
-    images = []
-    for sel_path in sorted((root / "select").glob(f"*_seed{seed}.json")):
-        sel = json.loads(sel_path.read_text())
-        src = _selection_store(sel, store)  # a generate run's selections index its pool
-        idx = [i for c in src.class_names for i in sel["indices"].get(c, [])[:2]]
-        name = f"strip_{sel_path.stem}.png"
-        frame_strip(
-            src.clips(idx), out / name, labels=[src.class_names[src.labels[i]] for i in idx]
-        )
-        images.append(
-            (f"{sel['method']} VPC {sel['vpc']} (seed {seed}) — chosen clips (≤ 2 per class)", name)
-        )
-    for preview in sorted((root / "synth").glob(f"*_seed{seed}/preview")):
-        pv = ClipStore(preview)
-        idx = list(range(min(len(pv), 2 * pv.num_classes)))
-        name = f"strip_{preview.parent.name}.png"
-        frame_strip(pv.clips(idx), out / name, labels=[pv.class_names[pv.labels[i]] for i in idx])
-        images.append((f"{preview.parent.name} — learned videos", name))
-    notes = [
-        f"config: {config['name']} — dataset {config['dataset']}, preset {config['evaluate']['preset']}, "
-        f"{config['evaluate']['runs']} paired runs (run s re-selects / re-synthesises with seed s "
-        "and shares evaluator seed s with random); final-epoch metrics on the real test split."
-    ]
-    if (pool_dir(root) / "store.json").is_file():
-        pool = ClipStore(pool_dir(root))
-        notes.append(_pool_note(pool, config))
-        name = "strip_pool.png"
-        try:
-            from vidistill.generate.quality import frame_strip as pool_strip
-
-            pool_strip(pool, out / name, real=store)
-            images.insert(
-                0, ("Generated pool — one real clip, then generated ones, per class", name)
-            )
-        except ImportError:  # matplotlib (extra "report") missing: no strip, the tables stay
-            pass
-    write_report(
-        load_results(root / "results.json"),
-        out,
-        title=f"vidistill — {config['name']}",
-        images=images,
-        notes=notes,
-    )
-
-
-def _selection_store(sel: dict[str, Any], store: ClipStore) -> ClipStore:
-    """The store a selection's indices point into (its ``store``), default the real one."""
-    path = sel.get("store")
-    if path and Path(path).resolve() != store.root.resolve() and Path(path).is_dir():
-        return ClipStore(path)
-    return store
-
-
-def _pool_note(pool: ClipStore, config: dict[str, Any]) -> str:
-    g = pool.info_json.get("generator", {})
-    return (
-        f"generate-then-select: the selectors chose from a GENERATED pool of "
-        f"{g.get('per_class', '?')} clips per class ({len(pool)} in all; sampler "
-        f"{g.get('sampler', '?')}, {g.get('steps', '?')} steps, CFG {g.get('guidance', '?')}). "
-        "Rows: full-real = every real training clip; full-syn = every pool clip; "
-        "random-from-pool = VPC pool clips per class at random (the selectors' IOR partner); "
-        "random-real = VPC real clips per class at random; every other row = a selector "
-        "choosing VPC pool clips per class. All are tested on the REAL test split."
-    )
+    report_run(root, root / "report", config=config, store=store)

@@ -10,16 +10,20 @@ from typing import Any
 import click
 
 from vidistill import __version__
-from vidistill.errors import missing_dependency_message
+from vidistill.errors import RankFailed, missing_dependency_message
 
 
 class _Main(click.Group):
     """The root group: a missing dependency, wherever a command imports it, ends in a one-line
-    ``Error: ... pip install 'vidistill[EXTRA]'``, not a ModuleNotFoundError traceback."""
+    ``Error: ... pip install 'vidistill[EXTRA]'``, not a ModuleNotFoundError traceback; under
+    torchrun, another rank's failure is one line naming that rank (its traceback is in its
+    own output)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except RankFailed as err:
+            raise click.ClickException(str(err)) from err
         except ModuleNotFoundError as err:
             message = missing_dependency_message(err)
             if message is None:

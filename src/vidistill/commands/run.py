@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from vidistill import distributed
 from vidistill.commands.app import clean_errors, main
 
 
@@ -27,14 +28,18 @@ def run(config, out, runs):
     Paired protocol: evaluation run s re-selects / re-synthesises with seed s and shares
     evaluator seed s with random drawn from the same pool; every method row reports its
     improvement over random (IOR: mean paired top-1 difference with its 95 % t-interval,
-    "no difference" when the interval contains 0)."""
+    "no difference" when the interval contains 0).
+
+    On N GPUs: `torchrun --nproc_per_node N -m vidistill.cli run CONFIG` shares the
+    embedding, selections, syntheses and evaluator runs across ranks (docs/scaling.md)."""
     from vidistill.pipeline import load_config, run_pipeline
 
     cfg = load_config(config)
     if runs:
         cfg["evaluate"]["runs"] = runs
     root = run_pipeline(cfg, out or f"runs/{cfg['name']}", log=click.echo)
-    click.echo(f"done: {root}/results.json, {root}/report/report.md, {root}/report/report.html")
+    if distributed.is_main():  # under torchrun: once, not once per rank
+        click.echo(f"done: {root}/results.json, {root}/report/report.md, {root}/report/report.html")
 
 
 @main.command()

@@ -86,7 +86,10 @@ def _default_embedder(store: str, method: str, embedder: str | None) -> str | No
 )
 @key_value_option("Embedder option, e.g. -o recipe=toy-quick -o epochs=20 (classifier).")
 def embed(store, embedder, weights, split, batch_size, seed, device, train_store, options):
-    """One vector per clip of STORE → STORE/embeddings/<embedder>.safetensors."""
+    """One vector per clip of STORE → STORE/embeddings/<embedder>.safetensors.
+
+    On N GPUs: `torchrun --nproc_per_node N -m vidistill.cli embed STORE ... --device cuda`
+    (each rank embeds a share, rank 0 writes the same file; docs/scaling.md)."""
     from vidistill.embed import embed_store
 
     with clean_errors():

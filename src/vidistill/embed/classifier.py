@@ -76,6 +76,7 @@ def _training_store(store: ClipStore, train_store: str | Path | ClipStore | None
 @register("embedder", "classifier")
 class ClassifierEmbedder(Embedder):
     name = "classifier"
+    builds_cache = True  # trains the net on construction (rank 0 first under torchrun)
 
     def __init__(
         self,

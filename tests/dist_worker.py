@@ -1,0 +1,128 @@
+"""One rank of the 2-process (gloo) jobs of tests/test_distributed.py, launched with
+``python -m torch.distributed.run --nproc_per_node 2 tests/dist_worker.py SCENARIO OUT ...``.
+
+Scenarios:
+  ok STORE GRID_CONFIG   shard / gather; rank 1 raising inside its shard (every rank must
+                         raise, naming rank 1: written to OUT/failed-RANK.txt); a stand-in
+                         sampled pool; `vidistill embed` on STORE (classifier: rank 0 trains
+                         and caches); `vidistill run` of GRID_CONFIG
+  hang                   rank 1 never reaches the collective: rank 0 must time out, naming
+                         rank 1, and torchrun end the job
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def stand_in_sampler(labels: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Clip i from seeds[i] alone (what a real sampler does with one generator per clip)."""
+    return np.stack(
+        [
+            np.random.default_rng(int(s)).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8) + int(c)
+            for c, s in zip(labels, seeds, strict=True)
+        ]
+    )
+
+
+def sample_pool(out: Path, plan) -> None:
+    """The stand-in pool: every rank samples its batches to out/.partial, rank 0 writes it."""
+    from vidistill import distributed
+    from vidistill.clipstore import ClipRecord, ClipSpec, write_store
+    from vidistill.poolplan import sample_batches
+
+    partial = out / ".partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    sample_batches(
+        plan, stand_in_sampler, lambda b, clips: np.save(partial / f"batch-{b:05d}.npy", clips)
+    )
+
+    def write() -> None:
+        names = [f"class{c}" for c in range(plan.num_classes)]
+        meta = plan.meta()
+        records = [
+            ClipRecord(
+                f"generated:{m['batch']}:{m['slot']}", m["label"], names[m["label"]], "train", m
+            )
+            for m in meta
+        ]
+        clips = (np.load(partial / f"batch-{b:05d}.npy") for b in range(plan.num_batches))
+        write_store(out, ClipSpec(frames=2, size=8), names, clips, records, dataset="generated")
+
+    distributed.on_main(write, "write the pool")
+
+
+def main() -> None:
+    scenario, out = sys.argv[1], Path(sys.argv[2])
+    from vidistill import distributed
+
+    ctx = distributed.init()
+    assert ctx.world == 2, ctx
+    if scenario == "ok":
+        store, grid = sys.argv[3], sys.argv[4]
+        # shard + gather_in_order, both modes, uneven n
+        for mode in ("contiguous", "strided"):
+            mine = distributed.shard(7, mode=mode).tolist()
+            got = distributed.gather_in_order([10 * i for i in mine], 7, mode=mode)
+            if ctx.is_main:
+                assert got == [10 * i for i in range(7)], (mode, got)
+        assert distributed.map_in_order(lambda i: i * i, 5, what="squares") in (
+            None,
+            [0, 1, 4, 9, 16],
+        )
+
+        # a Python error on rank 1: rank 1 raises it, rank 0 a RankFailed naming rank 1
+        def work(i: int) -> int:
+            if i == 1:
+                raise ValueError("boom on purpose")
+            return i
+
+        try:
+            distributed.map_in_order(work, 2, what="the failing step")
+        except Exception as err:
+            (out / f"failed-{ctx.rank}.txt").write_text(f"{type(err).__name__}: {err}")
+
+        from vidistill.poolplan import PoolPlan
+
+        sample_pool(out / "pool", PoolPlan(num_classes=3, per_class=5, batch=4, seed=7))
+
+        from vidistill.cli import main as cli
+
+        cli.main(
+            [
+                "embed",
+                store,
+                "--embedder",
+                "classifier",
+                "--batch-size",
+                "3",
+                "-o",
+                "recipe=vdsd",
+                "-o",
+                "epochs=1",
+                "-o",
+                "train_batch_size=4",
+            ],
+            standalone_mode=False,
+        )
+        from vidistill.pipeline import load_config, run_pipeline
+
+        run_pipeline(load_config(grid), out / "grid", log=print)
+        if ctx.is_main:
+            (out / "ok.json").write_text(json.dumps({"world": ctx.world}))
+    elif scenario == "hang":
+        if ctx.rank == 1:
+            time.sleep(120)
+        distributed.check("the step rank 1 never reaches")
+    else:
+        raise SystemExit(f"unknown scenario {scenario!r}")
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""Sharded stages on 2 CPU processes (gloo), launched as users launch them: torchrun.
+
+One 2-rank job (tests/dist_worker.py ``ok``) does the sharded work once — a stand-in
+sampled pool, `vidistill embed` (classifier: rank 0 trains and caches the net, the others
+load it), a tiny `vidistill run` grid — and each test compares one of its outputs with the
+same thing done here in one process; there rank 1 also raises inside its shard, and every
+rank must raise, naming rank 1. Another job has a rank 1 that never reaches a collective: it
+must end at the collective timeout with a message naming rank 1.
+
+Tolerances: the embeddings and the grid's metrics are compared at float32 round-off
+(rtol 1e-5); on one machine with one thread per process they are in fact bit-identical, but
+a different thread count may reorder float sums. Pools, indices and labels are exact.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from stores import random_store
+from vidistill import distributed
+from vidistill.pipeline import DEFAULTS
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+GRID: dict[str, Any] = {
+    **copy.deepcopy(DEFAULTS),
+    "name": "grid",
+    "dataset_options": {"num_classes": 2, "train_per_class": 3, "test_per_class": 2},
+    "spec": {"size": 48},
+    "workers": 1,
+    "evaluate": {
+        "preset": "toy-quick",
+        "runs": 3,
+        "seed": 0,
+        "width": 0.125,
+        "epochs": 1,
+        "min_steps": 0,
+    },
+    "vpcs": [1],
+    "references": ["random"],
+    "embedder": "classifier",
+    "embedder_options": {"epochs": 1, "min_steps": 0, "train_batch_size": 4},
+    "select": ["herding"],
+    "synthesize": {"dm": {"iterations": 2, "net_width": 0.125, "real_batch": 2}},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args: str, timeout: float = 120, env: dict[str, str] | None = None):
+    """``python -m torch.distributed.run --nproc_per_node 2 tests/dist_worker.py ARGS``."""
+    full_env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(WORKER.parent)]),
+        **(env or {}),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(WORKER),
+        *args,
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    return proc, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> Path:
+    """The 2-rank ``ok`` job's output folder (pool/, the embedded store, grid/)."""
+    out = tmp_path_factory.mktemp("two_ranks")
+    random_store(out / "store", frames=8, size=48, classes=3, per=(5, 1))
+    (out / "grid.yaml").write_text(yaml.safe_dump(GRID))
+    proc, _ = torchrun("ok", str(out), str(out / "store"), str(out / "grid.yaml"), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert json.loads((out / "ok.json").read_text()) == {"world": 2}
+    return out
+
+
+@pytest.fixture()
+def one_thread():
+    """The one-process reference computed with the workers' thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# -- the helpers, in one process --------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["contiguous", "strided"])
+def test_shards_cover_every_index_once(mode):
+    for n in (0, 1, 5, 7, 16):
+        for world in (1, 2, 3, 8):
+            parts = [distributed.shard(n, r, world, mode).tolist() for r in range(world)]
+            assert sorted(sum(parts, [])) == list(range(n))
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert distributed.shard(7, 1, 3, "contiguous").tolist() == [3, 4]
+    assert distributed.shard(7, 1, 3, "strided").tolist() == [1, 4]
+    with pytest.raises(ValueError, match="unknown shard mode"):
+        distributed.shard(3, 0, 1, "random")
+
+
+def test_not_launched_is_one_process(monkeypatch):
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    ctx = distributed.init()
+    assert (ctx.rank, ctx.world, ctx.is_main, ctx.distributed) == (0, 1, True, False)
+    assert not torch.distributed.is_initialized()
+    assert distributed.map_in_order(lambda i: i + 1, 3) == [1, 2, 3]
+    assert distributed.gather_in_order(["a", "b"], 2) == ["a", "b"]
+    assert distributed.on_main(lambda: 5) == 5
+    with pytest.raises(KeyError):
+        distributed.check("x", KeyError("own error, unchanged"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ValueError, match="RANK=2 and WORLD_SIZE=2"):
+        distributed.from_env()
+
+
+def test_pool_plan_seeds_each_clip():
+    from vidistill.poolplan import PoolPlan, clip_seed
+
+    plan = PoolPlan(num_classes=3, per_class=5, batch=4, seed=7)
+    assert plan.labels.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    assert plan.num_batches == 4 and plan.positions(3) == slice(12, 15)
+    assert plan.seeds[6] == clip_seed(7, 1, 1) and len(set(plan.seeds.tolist())) == 15
+    # the seed of a clip depends on (seed, class, index) only, not on batch size
+    assert (PoolPlan(3, 5, batch=2, seed=7).seeds == plan.seeds).all()
+    assert clip_seed(7, 1, 1) != clip_seed(8, 1, 1)
+
+
+# -- 2 ranks vs 1 -------------------------------------------------------------------------------
+def test_two_rank_pool_equals_one_rank_pool(two_ranks, tmp_path):
+    from dist_worker import sample_pool
+    from vidistill.clipstore import ClipStore
+    from vidistill.poolplan import PoolPlan
+
+    sample_pool(tmp_path / "one", PoolPlan(num_classes=3, per_class=5, batch=4, seed=7))
+    # another batch size in one process: the same pool (each clip from its own seed)
+    sample_pool(tmp_path / "other", PoolPlan(num_classes=3, per_class=5, batch=3, seed=7))
+    two, one, other = (
+        ClipStore(p) for p in (two_ranks / "pool", tmp_path / "one", tmp_path / "other")
+    )
+    assert len(two) == 15
+    assert np.array_equal(two.clips(range(15)), one.clips(range(15)))
+    assert np.array_equal(other.clips(range(15)), one.clips(range(15)))
+    assert two.labels.tolist() == one.labels.tolist()
+    assert two.records == one.records
+
+
+def test_sharded_embedding_equals_one_process(two_ranks, tmp_path, one_thread):
+    from vidistill.embed import EmbeddingFile, embed_store
+
+    store = two_ranks / "store"
+    sharded = EmbeddingFile(store / "embeddings" / "classifier.safetensors")
+    details = json.loads(sharded.metadata["details"])
+    assert details["cached"] is False  # rank 0 trained the net once, and wrote the file
+    # one process, same net (the cache rank 0 wrote) and batch size
+    one = EmbeddingFile(
+        embed_store(
+            store,
+            "classifier",
+            batch_size=3,
+            progress=False,
+            recipe="vdsd",
+            epochs=1,
+            train_batch_size=4,
+            out=tmp_path / "one.safetensors",
+        )
+    )
+    assert json.loads(one.metadata["details"])["cached"] is True
+    assert sharded.n == one.n == 15
+    assert np.array_equal(sharded.indices, one.indices)
+    assert np.array_equal(sharded.labels, one.labels)
+    np.testing.assert_allclose(sharded.rows(0, 15), one.rows(0, 15), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        sharded.logit_rows(0, 15), one.logit_rows(0, 15), rtol=1e-5, atol=1e-5
+    )
+    assert {k: v for k, v in sharded.metadata.items() if k != "details"} == {
+        k: v for k, v in one.metadata.items() if k != "details"
+    }
+
+
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    per_run = [
+        {k: p[k] for k in ("seed", "top1", "top5", "auc", "f1", "train_acc", "train_clips")}
+        | {"train_loss": pytest.approx(p["train_loss"], rel=1e-5)}
+        for p in row["per_run"]
+    ]
+    keep = ("method", "vpc", "runs", "seeds", "recipe", "train_clips", "train_bytes")  # not paths
+    return {k: row[k] for k in keep} | {"per_run": per_run, "top1_mean": row["top1_mean"]}
+
+
+def test_two_rank_grid_gives_the_one_rank_rows(two_ranks, tmp_path, one_thread):
+    from vidistill.pipeline import run_pipeline
+
+    grid = two_ranks / "grid"
+    lines: list[str] = []
+    run_pipeline(copy.deepcopy(GRID), tmp_path / "one", log=lines.append)
+    two = json.loads((grid / "results.json").read_text())["rows"]
+    one = json.loads((tmp_path / "one" / "results.json").read_text())["rows"]
+    assert [(r["method"], r["vpc"]) for r in two] == [
+        ("random", 1),
+        ("herding", 1),
+        ("dm", 1),
+    ]
+    assert [_comparable(r) for r in two] == [_comparable(r) for r in one]
+    assert [r.get("ior_diffs") for r in two] == [r.get("ior_diffs") for r in one]
+    assert two[1]["ior_runs"] == 3
+    # the same stages are done: a rerun on one process skips all of them
+    assert sorted(p.name for p in (grid / "stages").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one" / "stages").iterdir()
+    )
+    lines.clear()
+    run_pipeline(copy.deepcopy(GRID), grid, log=lines.append)
+    assert not [line for line in lines if line.startswith("[run ]")], lines
+    assert (grid / "report" / "report.md").is_file()
+
+
+# -- failures end the job, naming the rank ------------------------------------------------------
+def test_an_error_on_one_rank_reaches_every_rank_naming_it(two_ranks):
+    # rank 1 raised in its shard: it re-raises its own error, rank 0 a RankFailed naming it
+    assert (two_ranks / "failed-1.txt").read_text() == "ValueError: boom on purpose"
+    failed0 = (two_ranks / "failed-0.txt").read_text()
+    assert failed0.startswith("RankFailed: rank 1 of 2 (host "), failed0
+    assert failed0.endswith("failed in the failing step: ValueError: boom on purpose")
+
+
+def test_a_rank_that_never_arrives_times_out_naming_it(tmp_path):
+    proc, seconds = torchrun("hang", str(tmp_path), env={"VIDISTILL_DIST_TIMEOUT": "2"})
+    assert proc.returncode != 0
+    log = proc.stdout + proc.stderr
+    assert "RankFailed: rank 0 of 2" in log, log[-3000:]
+    assert "the step rank 1 never reaches: no answer from the other ranks" in log
+    assert "not there: rank 1 (last reached: " in log
+    assert seconds < 60  # the 2 s timeout ended it, not rank 1's 120 s sleep
