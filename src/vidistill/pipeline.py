@@ -357,6 +357,62 @@ class _Evaluation:
     row_name: str | None = None  # tells two rows of one method apart (random-from-pool / -real)
 
 
+def selection_steps(
+    run: Run,
+    store: ClipStore,
+    method: str,
+    vpc: int,
+    seeds: list[int],
+    emb: str,
+    from_pool: bool = False,
+) -> list[tuple[str, Any]]:
+    """The paired protocol for one selector and VPC: one selection task per run seed (from
+    ``store``), then the evaluation row that trains run s on selection s. ``from_pool``: the
+    store is a generated pool (the row's ``pool``, so its IOR partner is random from it)."""
+    from vidistill.embed.store import embeddings_path
+    from vidistill.evaluate import load_selection, selection_set
+    from vidistill.select import select_store
+
+    key_extra = {"pool": True} if from_pool else {}
+    steps: list[tuple[str, Any]] = [
+        (
+            "task",
+            _Task(
+                f"select/{method}/vpc{vpc}/seed{sd}",
+                {"embedder": emb, "seed": sd, **key_extra},
+                [embeddings_path(store.root, emb)],
+                lambda s=sd: select_store(
+                    store,
+                    method,
+                    vpc,
+                    seed=s,
+                    embedder=emb,
+                    out=selection_path(run.root, method, vpc, s),
+                ),  # fmt: skip
+            ),
+        )
+        for sd in seeds
+    ]
+    steps.append(
+        (
+            "eval",
+            _Evaluation(
+                f"evaluate/{method}/vpc{vpc}",
+                method,
+                vpc,
+                lambda: (
+                    lambda s: selection_set(
+                        store, load_selection(selection_path(run.root, method, vpc, s))
+                    )
+                ),
+                [selection_path(run.root, method, vpc, sd) for sd in seeds],
+                store if from_pool else None,
+            ),
+        )
+    )
+    return steps
+
+
 def _run_pipeline(
     config: dict[str, Any], out: str | Path, log: Callable[[str], None] = print
 ) -> Path:
@@ -379,9 +435,7 @@ def _run_pipeline(
         Recipe,
         TrainingSet,
         full_real,
-        load_selection,
         random_subset,
-        selection_set,
     )
 
     gen = generate_settings(config.get("generate"))
@@ -444,8 +498,7 @@ def _run_pipeline(
             raise ValueError(f"unknown reference {ref!r}; use full-real or random")
 
     if config["select"] and gen is None:
-        from vidistill.embed import embed_store, embeddings_path
-        from vidistill.select import select_store
+        from vidistill.embed import embed_store
 
         emb = config["embedder"]
         emb_opts = config["embedder_options"]
@@ -462,42 +515,7 @@ def _run_pipeline(
         )
         for method in config["select"]:
             for vpc in config["vpcs"]:
-                # the paired protocol: one selection per run seed, evaluated in that run
-                for sd in seeds:
-                    steps.append(
-                        (
-                            "task",
-                            _Task(
-                                f"select/{method}/vpc{vpc}/seed{sd}",
-                                {"embedder": emb, "seed": sd},
-                                [embeddings_path(store.root, emb)],
-                                lambda m=method, v=vpc, s=sd: select_store(
-                                    store,
-                                    m,
-                                    v,
-                                    seed=s,
-                                    embedder=emb,
-                                    out=selection_path(run.root, m, v, s),
-                                ),
-                            ),
-                        )
-                    )
-                steps.append(
-                    (
-                        "eval",
-                        _Evaluation(
-                            f"evaluate/{method}/vpc{vpc}",
-                            method,
-                            vpc,
-                            lambda m=method, v=vpc: (
-                                lambda s: selection_set(
-                                    store, load_selection(selection_path(run.root, m, v, s))
-                                )
-                            ),
-                            [selection_path(run.root, method, vpc, sd) for sd in seeds],
-                        ),
-                    )
-                )
+                steps += selection_steps(run, store, method, vpc, seeds, emb)
 
     if config["synthesize"]:
         from vidistill.synthesize.runner import synthesize
@@ -703,10 +721,9 @@ def generate_then_select(
     selector, whose selections index the pool. Under torchrun the generator trains on every
     rank (``generate train`` is data-parallel through accelerate), rank 0 samples the pool,
     and the embedding, selections and evaluation runs are shared like the real path's."""
-    from vidistill.embed import embed_store, embeddings_path
-    from vidistill.evaluate import full_real, load_selection, random_subset, selection_set
+    from vidistill.embed import embed_store
+    from vidistill.evaluate import full_real, random_subset
     from vidistill.evaluate.trainset import TrainingSet
-    from vidistill.select import select_store
 
     ev = config["evaluate"]
     real_head = store.root / "store.json"
@@ -774,42 +791,7 @@ def generate_then_select(
     )
     for method in config["select"]:
         for vpc in config["vpcs"]:
-            for sd in seeds:  # the paired protocol: one selection per run seed
-                steps.append(
-                    (
-                        "task",
-                        _Task(
-                            f"select/{method}/vpc{vpc}/seed{sd}",
-                            {"embedder": emb, "seed": sd, "pool": True},
-                            [embeddings_path(pool.root, emb)],
-                            lambda m=method, v=vpc, s=sd: select_store(
-                                pool,
-                                m,
-                                v,
-                                seed=s,
-                                embedder=emb,
-                                out=selection_path(run.root, m, v, s),
-                            ),
-                        ),
-                    )
-                )
-            steps.append(
-                (
-                    "eval",
-                    _Evaluation(
-                        f"evaluate/{method}/vpc{vpc}",
-                        method,
-                        vpc,
-                        lambda m=method, v=vpc: (
-                            lambda s: selection_set(
-                                pool, load_selection(selection_path(run.root, m, v, s))
-                            )
-                        ),
-                        [selection_path(run.root, method, vpc, sd) for sd in seeds],
-                        pool,
-                    ),
-                )
-            )
+            steps += selection_steps(run, pool, method, vpc, seeds, emb, from_pool=True)
     return steps
 
 
