@@ -186,6 +186,11 @@ def own_class_log_odds(reader: Any, positions: np.ndarray, label: int) -> np.nda
 def check_vpc(data: ClassData, vpc: int) -> None:
     if vpc < 1:
         raise ValueError(f"vpc must be >= 1, got {vpc}")
+    if data.n == 0:
+        raise ValueError(
+            f"class {data.name!r} has no clips in the pool; add clips to that class or drop it "
+            "(prepare --only-classes)"
+        )
     if data.n < vpc:
         raise ValueError(
             f"class {data.name!r} has only {data.n} clips in the pool, fewer than vpc={vpc}; "
