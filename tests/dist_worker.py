@@ -8,6 +8,8 @@ Scenarios:
                          and caches); `vidistill run` of GRID_CONFIG
   hang                   rank 1 never reaches the collective: rank 0 must time out, naming
                          rank 1, and torchrun end the job
+  parallel STORE         data-parallel work, every rank on one task (rank 0 writes OUT/…):
+                         DDP evaluator training (train_net, `vidistill evaluate`)
 """
 
 from __future__ import annotations
@@ -55,6 +57,65 @@ def sample_pool(out: Path, plan) -> None:
         write_store(out, ClipSpec(frames=2, size=8), names, clips, records, dataset="generated")
 
     distributed.on_main(write, "write the pool")
+
+
+# -- the data-parallel scenario: what tests/test_distributed.py recomputes in one process -------
+DP_RECIPES = {
+    # dropout on (global-batch masks); 9 clips in batches of 4: the last batch has 1 row,
+    # so rank 1 trains on no rows there
+    "plain": {"width": 0.125, "epochs": 3, "batch_size": 4},
+    # batch-wide transforms: an augmentation and per-batch standardisation, with clipping
+    "batchwide": {
+        "width": 0.125,
+        "epochs": 2,
+        "batch_size": 4,
+        "augment": "idtd-temporal",
+        "standardize": "batch",
+        "grad_clip": 1.0,
+    },
+}
+EVALUATE_ARGS = [
+    "--method",
+    "full-real",
+    "--runs",
+    "2",
+    "--preset",
+    "toy-quick",
+    "--width",
+    "0.125",
+    "--epochs",
+    "2",
+    "--min-steps",
+    "0",
+    "--batch-size",
+    "4",
+    "--quiet",
+]
+
+
+def train_dp(store: str, name: str):
+    """``train_net`` on STORE's training split with recipe ``name``, seed 3: (net, stats)."""
+    from vidistill.clipstore import ClipStore
+    from vidistill.evaluate import Recipe, TrainingSet, train_net
+
+    data = TrainingSet.from_store(ClipStore(store))
+    return train_net(data, Recipe(**DP_RECIPES[name]), seed=3, device="cpu")
+
+
+def parallel(out: Path, store: str) -> None:
+    import torch
+
+    from vidistill import distributed
+    from vidistill.cli import main as cli
+
+    rank0 = distributed.current().is_main
+    out.mkdir(exist_ok=True)
+    for name in DP_RECIPES:
+        net, stats = train_dp(store, name)
+        if rank0:
+            torch.save({"state": net.state_dict(), "stats": stats.to_dict()}, out / f"{name}.pt")
+    results = out / "evaluate.json"
+    cli.main(["evaluate", store, *EVALUATE_ARGS, "--out", str(results)], standalone_mode=False)
 
 
 def main() -> None:
@@ -115,6 +176,10 @@ def main() -> None:
         run_pipeline(load_config(grid), out / "grid", log=print)
         if ctx.is_main:
             (out / "ok.json").write_text(json.dumps({"world": ctx.world}))
+    elif scenario == "parallel":
+        parallel(out, sys.argv[3])
+        if ctx.is_main:
+            (out / "parallel.json").write_text(json.dumps({"world": ctx.world}))
     elif scenario == "hang":
         if ctx.rank == 1:
             time.sleep(120)
