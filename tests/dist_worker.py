@@ -9,7 +9,8 @@ Scenarios:
   hang                   rank 1 never reaches the collective: rank 0 must time out, naming
                          rank 1, and torchrun end the job
   parallel STORE         data-parallel work, every rank on one task (rank 0 writes OUT/…):
-                         DDP evaluator training (train_net, `vidistill evaluate`)
+                         DDP evaluator training (train_net, `vidistill evaluate`);
+                         VST-UNet fitted in class groups (fit, `vidistill select`)
 """
 
 from __future__ import annotations
@@ -102,6 +103,32 @@ def train_dp(store: str, name: str):
     return train_net(data, Recipe(**DP_RECIPES[name]), seed=3, device="cpu")
 
 
+VST_ARGS = ["--method", "vst-unet", "--vpc", "2", "--embedder", "fake", "--seed", "5"]
+VST_ARGS += [f"-o{kv}" for kv in ("class_batch=2", "epochs=3", "width=8")]
+
+
+def vst_inputs():
+    """5 classes × 6 clips of random latents (2, 2, 4, 4)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    return [torch.from_numpy(rng.normal(size=(6, 2, 2, 4, 4)).astype(np.float32)) for _ in range(5)]
+
+
+def fit_vst():
+    """VST-UNet on :func:`vst_inputs`, groups of 4 classes (the last one a single class):
+    on 2 ranks, rank 0 fits classes 0, 2, 4 and rank 1 classes 1, 3."""
+    from vidistill.select.base import ClassData
+    from vidistill.select.vst_unet import fit_vst_unet
+
+    classes = [
+        ClassData.from_array(x.flatten(1).numpy(), f"c{c}", c) for c, x in enumerate(vst_inputs())
+    ]
+    return fit_vst_unet(
+        classes, 2, seed=1, epochs=4, width=8, latent_shape=(2, 2, 4, 4), class_batch=4
+    )
+
+
 def parallel(out: Path, store: str) -> None:
     import torch
 
@@ -116,6 +143,12 @@ def parallel(out: Path, store: str) -> None:
             torch.save({"state": net.state_dict(), "stats": stats.to_dict()}, out / f"{name}.pt")
     results = out / "evaluate.json"
     cli.main(["evaluate", store, *EVALUATE_ARGS, "--out", str(results)], standalone_mode=False)
+
+    fitted = fit_vst()
+    if rank0:
+        keep = {k: fitted[k] for k in ("loss", "reward")}
+        torch.save({"state": fitted["model"].state_dict(), **keep}, out / "vst.pt")
+    cli.main(["select", store, *VST_ARGS, "--out", str(out / "vst.json")], standalone_mode=False)
 
 
 def main() -> None:

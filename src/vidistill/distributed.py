@@ -506,21 +506,31 @@ def all_reduce_sum(tensor: Any, what: str = "all-reduce") -> Any:
     return tensor
 
 
+def all_gather(obj: T, what: str = "all-gather") -> list[T]:
+    """Every rank's ``obj`` (small, picklable: it travels through the CPU group), on every
+    rank, in rank order. Not launched: ``[obj]``."""
+    ctx = current()
+    if not ctx.distributed:
+        return [obj]
+    import torch.distributed as dist
+
+    got: list[Any] = [None] * ctx.world
+    with _collective(what):
+        dist.all_gather_object(got, obj, group=_State.group)
+    return got
+
+
 def all_gather_in_order(
     items: Sequence[T], n: int, *, mode: str = "strided", what: str = "all-gather"
 ) -> list[T]:
     """Like :func:`gather_in_order` (this rank passes its items of ``shard(n, mode=mode)``)
     but EVERY rank gets the ``n`` results in the original order — e.g. per-class losses or
     gradients that each rank then sums in class order, as one process would. Small
-    picklable items (they travel through the CPU group). Not launched: ``list(items)``."""
+    picklable items. Not launched: ``list(items)``."""
     ctx = current()
     if not ctx.distributed:
         return list(items)
-    import torch.distributed as dist
-
-    got: list[Any] = [None] * ctx.world
-    with _collective(what):
-        dist.all_gather_object(got, list(items), group=_State.group)
+    got = all_gather(list(items), what)
     out: list[Any] = [None] * n
     for rank, part in enumerate(got):
         pos = shard(n, rank, ctx.world, mode)
