@@ -10,7 +10,8 @@ Scenarios:
                          rank 1, and torchrun end the job
   parallel STORE         data-parallel work, every rank on one task (rank 0 writes OUT/…):
                          DDP evaluator training (train_net, `vidistill evaluate`);
-                         VST-UNet fitted in class groups (fit, `vidistill select`)
+                         VST-UNet fitted in class groups (fit, `vidistill select`);
+                         `vidistill generate sample` of the generator at OUT/../gen
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ def fit_vst():
     )
 
 
+SAMPLE_ARGS = ["--per-class", "3", "--batch", "2", "--steps", "2", "--sampler", "ddpm"]
+SAMPLE_ARGS += ["--seed", "4"]
+SEEDINGS = ("batch", "clip")
+
+
 def parallel(out: Path, store: str) -> None:
     import torch
 
@@ -149,6 +155,13 @@ def parallel(out: Path, store: str) -> None:
         keep = {k: fitted[k] for k in ("loss", "reward")}
         torch.save({"state": fitted["model"].state_dict(), **keep}, out / "vst.pt")
     cli.main(["select", store, *VST_ARGS, "--out", str(out / "vst.json")], standalone_mode=False)
+
+    gen = out.parent / "gen"
+    if gen.is_dir():  # 5 batches: rank 0 samples 0, 2, 4 and rank 1 samples 1, 3
+        for seeding in SEEDINGS:
+            pool = out / f"pool-{seeding}"
+            args = [*SAMPLE_ARGS, "--seeding", seeding, "--out", str(pool)]
+            cli.main(["generate", "sample", str(gen), *args], standalone_mode=False)
 
 
 def main() -> None:

@@ -252,12 +252,29 @@ def test_two_rank_grid_gives_the_one_rank_rows(two_ranks, tmp_path, one_thread):
 
 
 # -- data-parallel work: every rank on one task ----------------------------------------------
+def _tiny_generator(out: Path) -> None:
+    """A 20-step tiny Latte on 3 classes of 4 × 16² toy clips (skipped without diffusers)."""
+    try:
+        from vidistill.generate import preset, train
+    except ImportError:
+        return
+    from vidistill.clipstore import ClipSpec
+    from vidistill.datasets.toy import ToyDataset
+    from vidistill.prepare import prepare
+
+    ds = ToyDataset(num_classes=3, train_per_class=4, test_per_class=1, seed=0)
+    toy = prepare(ds, out.parent / "toy", spec=ClipSpec(frames=4, size=16), workers=1)
+    cfg = preset("tiny").override(steps=20, lr=3e-3, checkpoint_every=10)
+    train(toy.root, out, cfg, progress=False, cpu=True)
+
+
 @pytest.fixture(scope="module")
 def parallel(tmp_path_factory) -> Path:
     """The 2-rank ``parallel`` job's output folder (its inputs beside it)."""
     out = tmp_path_factory.mktemp("parallel")
     store = random_store(out / "store", frames=8, size=48, classes=3, per=(3, 2))
     random_embeddings(store)
+    _tiny_generator(out / "gen")
     proc, seconds = torchrun("parallel", str(out / "dp"), str(out / "store"), timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert json.loads((out / "dp" / "parallel.json").read_text()) == {"world": 2}
@@ -346,6 +363,27 @@ def test_select_command_on_two_ranks_gives_the_one_process_selection(
     assert {k: v for k, v in two.items() if k != "seconds"} == {
         k: v for k, v in one.items() if k != "seconds"
     }
+
+
+@pytest.mark.parametrize("seeding", ["batch", "clip"])
+def test_generate_sample_on_two_ranks_is_the_one_process_pool(
+    parallel, seeding, tmp_path, one_thread
+):
+    pytest.importorskip("diffusers")
+    from click.testing import CliRunner
+
+    from dist_worker import SAMPLE_ARGS
+    from vidistill.cli import main
+
+    args = [*SAMPLE_ARGS, "--seeding", seeding, "--out", str(tmp_path / "pool")]
+    res = CliRunner().invoke(main, ["generate", "sample", str(parallel / "gen"), *args])
+    assert res.exit_code == 0, res.output
+    two = parallel / "dp" / f"pool-{seeding}"
+    assert not (two / ".partial").exists()
+    for name in ("clips.u8", "manifest.json"):  # store.json differs in timings only
+        assert (two / name).read_bytes() == (tmp_path / "pool" / name).read_bytes(), name
+    info = json.loads((two / "store.json").read_text())["generator"]
+    assert info["clips_this_call"] == 9  # both ranks' clips counted
 
 
 # -- failures end the job, naming the rank ------------------------------------------------------

@@ -773,8 +773,8 @@ def generate_then_select(
     per class: the selectors' IOR partner, same pool), ``random`` shown as *random-real*
     (VPC real clips per class: what the pool is worth against the real set), and every
     selector, whose selections index the pool. Under torchrun the generator trains on every
-    rank (``generate train`` is data-parallel through accelerate), rank 0 samples the pool,
-    and the embedding, selections and evaluation runs are shared like the real path's."""
+    rank (``generate train`` is data-parallel through accelerate), the ranks share the
+    pool's batches, and the embedding, selections and evaluation runs are shared like the real path's."""
     from vidistill.embed import embed_store
     from vidistill.evaluate import full_real, random_subset
     from vidistill.evaluate.trainset import TrainingSet
@@ -966,7 +966,8 @@ def _train_generator(
 def _sample_pool(run: Run, gen: dict[str, Any], model_dir: Path, store: ClipStore) -> ClipStore:
     """``generate/sample``: ``pool_per_class`` clips of every real class, at the real store's
     clip spec, clip i of class c seeded by (seed, c, i) — reproducible and extendable (and
-    so independent of how it is sampled). Under torchrun rank 0 samples, the others wait."""
+    so independent of how it is sampled). Under torchrun every rank samples a share of the
+    batches (:func:`vidistill.generate.sample_pool`), rank 0 writes the store."""
     from vidistill.generate import sample_pool
 
     out = pool_dir(run.root)
@@ -985,10 +986,14 @@ def _sample_pool(run: Run, gen: dict[str, Any], model_dir: Path, store: ClipStor
         # unfinished batches of the SAME settings and generator are kept (resume by batch)
         key = _hash([settings, {p.name: _file_hash(p) for p in inputs}])
         keyfile = out / ".pipeline-key"
-        if out.exists() and (not keyfile.is_file() or keyfile.read_text() != key):
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-        keyfile.write_text(key)
+
+        def ready() -> None:
+            if out.exists() and (not keyfile.is_file() or keyfile.read_text() != key):
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+            keyfile.write_text(key)
+
+        distributed.on_main(ready, "ready the pool folder")
         sample_pool(
             model_dir,
             out,
@@ -1007,7 +1012,8 @@ def _sample_pool(run: Run, gen: dict[str, Any], model_dir: Path, store: ClipStor
             size=store.spec.size,
         )
 
-    run.stage("generate/sample", settings, inputs, do_sample)
+    # every rank samples its share of the batches; rank 0 writes the store
+    run.stage("generate/sample", settings, inputs, do_sample, where="all")
     return ClipStore(out)
 
 
