@@ -11,7 +11,8 @@ Scenarios:
   parallel STORE         data-parallel work, every rank on one task (rank 0 writes OUT/…):
                          DDP evaluator training (train_net, `vidistill evaluate`);
                          VST-UNet fitted in class groups (fit, `vidistill select`);
-                         `vidistill generate sample` of the generator at OUT/../gen
+                         `vidistill generate sample` of the generator at OUT/../gen;
+                         `vidistill synthesize` (DM, IDTD, VDSD) with classes shared out
 """
 
 from __future__ import annotations
@@ -135,6 +136,11 @@ SAMPLE_ARGS += ["--seed", "4"]
 SEEDINGS = ("batch", "clip")
 
 
+SYNTH_ARGS = ["--vpc", "1", "--iterations", "4", "--net-width", "0.125", "--real-batch", "2"]
+SYNTH_ARGS += ["--seed", "2", "--checkpoint-every", "2", "--quiet"]
+SYNTH_OPTIONS = {"dm": [], "idtd": ["-o", "k=2"], "vdsd": []}  # vdsd: 2 still + 2 dynamic steps
+
+
 def parallel(out: Path, store: str) -> None:
     import torch
 
@@ -162,6 +168,10 @@ def parallel(out: Path, store: str) -> None:
             pool = out / f"pool-{seeding}"
             args = [*SAMPLE_ARGS, "--seeding", seeding, "--out", str(pool)]
             cli.main(["generate", "sample", str(gen), *args], standalone_mode=False)
+
+    for method, extra in SYNTH_OPTIONS.items():  # rank 0 learns classes 0, 2; rank 1 class 1
+        args = ["--method", method, *SYNTH_ARGS, *extra, "--out", str(out / f"syn-{method}")]
+        cli.main(["synthesize", store, *args], standalone_mode=False)
 
 
 def main() -> None:

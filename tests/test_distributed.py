@@ -386,6 +386,34 @@ def test_generate_sample_on_two_ranks_is_the_one_process_pool(
     assert info["clips_this_call"] == 9  # both ranks' clips counted
 
 
+@pytest.mark.parametrize("method", ["dm", "idtd", "vdsd"])
+def test_synthesis_on_two_ranks_is_the_one_process_set(parallel, method, tmp_path, one_thread):
+    from click.testing import CliRunner
+    from safetensors.torch import load_file
+
+    from dist_worker import SYNTH_ARGS, SYNTH_OPTIONS
+    from vidistill.cli import main
+
+    one = tmp_path / method
+    args = ["--method", method, *SYNTH_ARGS, *SYNTH_OPTIONS[method], "--out", str(one)]
+    res = CliRunner().invoke(main, ["synthesize", str(parallel / "store"), *args])
+    assert res.exit_code == 0, res.output
+    two = parallel / "dp" / f"syn-{method}"
+    # each class draws from its own generator and updates alone (VDSD's shared hallucinator:
+    # every class's gradient summed in class order): bit for bit
+    a, b = load_file(two / "synthetic.safetensors"), load_file(one / "synthetic.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    history = [json.loads((d / "done.json").read_text())["history"] for d in (two, one)]
+    assert history[0] == history[1] and len(history[0]) == 4
+    assert (two / "preview" / "clips.u8").read_bytes() == (
+        one / "preview" / "clips.u8"
+    ).read_bytes()
+    assert sorted(p.name for p in two.glob("checkpoint*")) == [
+        "checkpoint.rank0-of-2.safetensors",
+        "checkpoint.rank1-of-2.safetensors",
+    ]
+
+
 # -- failures end the job, naming the rank ------------------------------------------------------
 def test_an_error_on_one_rank_reaches_every_rank_naming_it(two_ranks):
     # rank 1 raised in its shard: it re-raises its own error, rank 0 a RankFailed naming it
