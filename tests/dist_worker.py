@@ -8,6 +8,11 @@ Scenarios:
                          and caches); `vidistill run` of GRID_CONFIG
   hang                   rank 1 never reaches the collective: rank 0 must time out, naming
                          rank 1, and torchrun end the job
+  parallel STORE         data-parallel work, every rank on one task (rank 0 writes OUT/…):
+                         DDP evaluator training (train_net, `vidistill evaluate`);
+                         VST-UNet fitted in class groups (fit, `vidistill select`);
+                         `vidistill generate sample` of the generator at OUT/../gen;
+                         `vidistill synthesize` (DM, IDTD, VDSD) with classes shared out
 """
 
 from __future__ import annotations
@@ -55,6 +60,118 @@ def sample_pool(out: Path, plan) -> None:
         write_store(out, ClipSpec(frames=2, size=8), names, clips, records, dataset="generated")
 
     distributed.on_main(write, "write the pool")
+
+
+# -- the data-parallel scenario: what tests/test_distributed.py recomputes in one process -------
+DP_RECIPES = {
+    # dropout on (global-batch masks); 9 clips in batches of 4: the last batch has 1 row,
+    # so rank 1 trains on no rows there
+    "plain": {"width": 0.125, "epochs": 3, "batch_size": 4},
+    # batch-wide transforms: an augmentation and per-batch standardisation, with clipping
+    "batchwide": {
+        "width": 0.125,
+        "epochs": 2,
+        "batch_size": 4,
+        "augment": "idtd-temporal",
+        "standardize": "batch",
+        "grad_clip": 1.0,
+    },
+}
+EVALUATE_ARGS = [
+    "--method",
+    "full-real",
+    "--runs",
+    "2",
+    "--preset",
+    "toy-quick",
+    "--width",
+    "0.125",
+    "--epochs",
+    "2",
+    "--min-steps",
+    "0",
+    "--batch-size",
+    "4",
+    "--quiet",
+]
+
+
+def train_dp(store: str, name: str):
+    """``train_net`` on STORE's training split with recipe ``name``, seed 3: (net, stats)."""
+    from vidistill.clipstore import ClipStore
+    from vidistill.evaluate import Recipe, TrainingSet, train_net
+
+    data = TrainingSet.from_store(ClipStore(store))
+    return train_net(data, Recipe(**DP_RECIPES[name]), seed=3, device="cpu")
+
+
+VST_ARGS = ["--method", "vst-unet", "--vpc", "2", "--embedder", "fake", "--seed", "5"]
+VST_ARGS += [f"-o{kv}" for kv in ("class_batch=2", "epochs=3", "width=8")]
+
+
+def vst_inputs():
+    """5 classes × 6 clips of random latents (2, 2, 4, 4)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    return [torch.from_numpy(rng.normal(size=(6, 2, 2, 4, 4)).astype(np.float32)) for _ in range(5)]
+
+
+def fit_vst():
+    """VST-UNet on :func:`vst_inputs`, groups of 4 classes (the last one a single class):
+    on 2 ranks, rank 0 fits classes 0, 2, 4 and rank 1 classes 1, 3."""
+    from vidistill.select.base import ClassData
+    from vidistill.select.vst_unet import fit_vst_unet
+
+    classes = [
+        ClassData.from_array(x.flatten(1).numpy(), f"c{c}", c) for c, x in enumerate(vst_inputs())
+    ]
+    return fit_vst_unet(
+        classes, 2, seed=1, epochs=4, width=8, latent_shape=(2, 2, 4, 4), class_batch=4
+    )
+
+
+SAMPLE_ARGS = ["--per-class", "3", "--batch", "2", "--steps", "2", "--sampler", "ddpm"]
+SAMPLE_ARGS += ["--seed", "4"]
+SEEDINGS = ("batch", "clip")
+
+
+SYNTH_ARGS = ["--vpc", "1", "--iterations", "4", "--net-width", "0.125", "--real-batch", "2"]
+SYNTH_ARGS += ["--seed", "2", "--checkpoint-every", "2", "--quiet"]
+SYNTH_OPTIONS = {"dm": [], "idtd": ["-o", "k=2"], "vdsd": []}  # vdsd: 2 still + 2 dynamic steps
+
+
+def parallel(out: Path, store: str) -> None:
+    import torch
+
+    from vidistill import distributed
+    from vidistill.cli import main as cli
+
+    rank0 = distributed.current().is_main
+    out.mkdir(exist_ok=True)
+    for name in DP_RECIPES:
+        net, stats = train_dp(store, name)
+        if rank0:
+            torch.save({"state": net.state_dict(), "stats": stats.to_dict()}, out / f"{name}.pt")
+    results = out / "evaluate.json"
+    cli.main(["evaluate", store, *EVALUATE_ARGS, "--out", str(results)], standalone_mode=False)
+
+    fitted = fit_vst()
+    if rank0:
+        keep = {k: fitted[k] for k in ("loss", "reward")}
+        torch.save({"state": fitted["model"].state_dict(), **keep}, out / "vst.pt")
+    cli.main(["select", store, *VST_ARGS, "--out", str(out / "vst.json")], standalone_mode=False)
+
+    gen = out.parent / "gen"
+    if gen.is_dir():  # 5 batches: rank 0 samples 0, 2, 4 and rank 1 samples 1, 3
+        for seeding in SEEDINGS:
+            pool = out / f"pool-{seeding}"
+            args = [*SAMPLE_ARGS, "--seeding", seeding, "--out", str(pool)]
+            cli.main(["generate", "sample", str(gen), *args], standalone_mode=False)
+
+    for method, extra in SYNTH_OPTIONS.items():  # rank 0 learns classes 0, 2; rank 1 class 1
+        args = ["--method", method, *SYNTH_ARGS, *extra, "--out", str(out / f"syn-{method}")]
+        cli.main(["synthesize", store, *args], standalone_mode=False)
 
 
 def main() -> None:
@@ -115,6 +232,10 @@ def main() -> None:
         run_pipeline(load_config(grid), out / "grid", log=print)
         if ctx.is_main:
             (out / "ok.json").write_text(json.dumps({"world": ctx.world}))
+    elif scenario == "parallel":
+        parallel(out, sys.argv[3])
+        if ctx.is_main:
+            (out / "parallel.json").write_text(json.dumps({"world": ctx.world}))
     elif scenario == "hang":
         if ctx.rank == 1:
             time.sleep(120)

@@ -4,12 +4,16 @@ One 2-rank job (tests/dist_worker.py ``ok``) does the sharded work once — a st
 sampled pool, `vidistill embed` (classifier: rank 0 trains and caches the net, the others
 load it), a tiny `vidistill run` grid — and each test compares one of its outputs with the
 same thing done here in one process; there rank 1 also raises inside its shard, and every
-rank must raise, naming rank 1. Another job has a rank 1 that never reaches a collective: it
-must end at the collective timeout with a message naming rank 1.
+rank must raise, naming rank 1 (the grid's full-real runs are data-parallel). A second job
+(``parallel``) puts both ranks on ONE task at a time: DDP evaluator training and
+`vidistill evaluate`. Another job has a rank 1 that never reaches a collective: it must end
+at the collective timeout with a message naming rank 1.
 
 Tolerances: the embeddings and the grid's metrics are compared at float32 round-off
 (rtol 1e-5); on one machine with one thread per process they are in fact bit-identical, but
 a different thread count may reorder float sums. Pools, indices and labels are exact.
+DDP training differs from one process only in the float order of the gradient sum: weights
+at rtol 1e-5 / atol 1e-7 (measured: max |Δ| 7e-9 after 9 steps), metrics exactly.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import pytest
 import torch
 import yaml
 
-from stores import random_store
+from stores import random_embeddings, random_store
 from vidistill import distributed
 from vidistill.pipeline import DEFAULTS
 
@@ -49,9 +53,10 @@ GRID: dict[str, Any] = {
         "width": 0.125,
         "epochs": 1,
         "min_steps": 0,
+        "ddp": "full",  # full-real: each run data-parallel on both ranks
     },
     "vpcs": [1],
-    "references": ["random"],
+    "references": ["full-real", "random"],
     "embedder": "classifier",
     "embedder_options": {"epochs": 1, "min_steps": 0, "train_batch_size": 4},
     "select": ["herding"],
@@ -99,6 +104,7 @@ def two_ranks(tmp_path_factory) -> Path:
     (out / "grid.yaml").write_text(yaml.safe_dump(GRID))
     proc, _ = torchrun("ok", str(out), str(out / "store"), str(out / "grid.yaml"), timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    (out / "log.txt").write_text(proc.stdout)
     assert json.loads((out / "ok.json").read_text()) == {"world": 2}
     return out
 
@@ -226,13 +232,15 @@ def test_two_rank_grid_gives_the_one_rank_rows(two_ranks, tmp_path, one_thread):
     two = json.loads((grid / "results.json").read_text())["rows"]
     one = json.loads((tmp_path / "one" / "results.json").read_text())["rows"]
     assert [(r["method"], r["vpc"]) for r in two] == [
+        ("full-real", None),
         ("random", 1),
         ("herding", 1),
         ("dm", 1),
     ]
     assert [_comparable(r) for r in two] == [_comparable(r) for r in one]
     assert [r.get("ior_diffs") for r in two] == [r.get("ior_diffs") for r in one]
-    assert two[1]["ior_runs"] == 3
+    assert two[2]["ior_runs"] == 3
+    assert "[run ] evaluate/full-real (data-parallel)" in (two_ranks / "log.txt").read_text()
     # the same stages are done: a rerun on one process skips all of them
     assert sorted(p.name for p in (grid / "stages").iterdir()) == sorted(
         p.name for p in (tmp_path / "one" / "stages").iterdir()
@@ -241,6 +249,169 @@ def test_two_rank_grid_gives_the_one_rank_rows(two_ranks, tmp_path, one_thread):
     run_pipeline(copy.deepcopy(GRID), grid, log=lines.append)
     assert not [line for line in lines if line.startswith("[run ]")], lines
     assert (grid / "report" / "report.md").is_file()
+
+
+# -- data-parallel work: every rank on one task ----------------------------------------------
+def _tiny_generator(out: Path) -> None:
+    """A 20-step tiny Latte on 3 classes of 4 × 16² toy clips (skipped without diffusers)."""
+    try:
+        from vidistill.generate import preset, train
+    except ImportError:
+        return
+    from vidistill.clipstore import ClipSpec
+    from vidistill.datasets.toy import ToyDataset
+    from vidistill.prepare import prepare
+
+    ds = ToyDataset(num_classes=3, train_per_class=4, test_per_class=1, seed=0)
+    toy = prepare(ds, out.parent / "toy", spec=ClipSpec(frames=4, size=16), workers=1)
+    cfg = preset("tiny").override(steps=20, lr=3e-3, checkpoint_every=10)
+    train(toy.root, out, cfg, progress=False, cpu=True)
+
+
+@pytest.fixture(scope="module")
+def parallel(tmp_path_factory) -> Path:
+    """The 2-rank ``parallel`` job's output folder (its inputs beside it)."""
+    out = tmp_path_factory.mktemp("parallel")
+    store = random_store(out / "store", frames=8, size=48, classes=3, per=(3, 2))
+    random_embeddings(store)
+    _tiny_generator(out / "gen")
+    proc, seconds = torchrun("parallel", str(out / "dp"), str(out / "store"), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert json.loads((out / "dp" / "parallel.json").read_text()) == {"world": 2}
+    print(f"2-rank parallel job: {seconds:.1f} s")
+    return out
+
+
+@pytest.mark.parametrize("name", ["plain", "batchwide"])
+def test_ddp_evaluator_takes_the_one_process_steps(parallel, name, one_thread):
+    from dist_worker import train_dp
+
+    net, stats = train_dp(str(parallel / "store"), name)
+    two = torch.load(parallel / "dp" / f"{name}.pt")
+    one = net.state_dict()
+    assert two["state"].keys() == one.keys()
+    for key, value in one.items():
+        # the same global batches, dropout masks and transforms; only the float order of
+        # the gradient sum (DDP's all-reduce vs one backward) differs
+        torch.testing.assert_close(two["state"][key], value, rtol=1e-5, atol=1e-7, msg=key)
+    np.testing.assert_allclose(two["stats"]["loss_curve"], stats.loss_curve, rtol=1e-5)
+    assert two["stats"]["train_acc"] == stats.train_acc
+
+
+def test_evaluate_command_on_two_ranks_gives_the_one_process_row(parallel, tmp_path, one_thread):
+    from click.testing import CliRunner
+
+    from dist_worker import EVALUATE_ARGS
+    from vidistill.cli import main
+
+    store = str(parallel / "store")
+    res = CliRunner().invoke(
+        main, ["evaluate", store, *EVALUATE_ARGS, "--out", str(tmp_path / "r.json")]
+    )
+    assert res.exit_code == 0, res.output
+    (two,) = json.loads((parallel / "dp" / "evaluate.json").read_text())["rows"]
+    (one,) = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert two["seeds"] == one["seeds"] == [0, 1]
+    for a, b in zip(two["per_run"], one["per_run"], strict=True):
+        assert {k: a[k] for k in ("seed", "top1", "top5", "auc", "f1", "train_acc")} == {
+            k: b[k] for k in ("seed", "top1", "top5", "auc", "f1", "train_acc")
+        }
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+
+
+def test_vst_unet_fitted_on_two_ranks_is_the_one_process_fit(parallel, one_thread):
+    from dist_worker import fit_vst, vst_inputs
+    from vidistill.select.vst_unet import VSTUNet
+
+    one = fit_vst()
+    two = torch.load(parallel / "dp" / "vst.pt")
+    model = VSTUNet(2, 5, 8)
+    model.load_state_dict(two["state"])
+    model.eval()
+    # Compared: what the fit computes, not every weight. Weights that cannot change the
+    # outputs (a conv bias before per-channel GroupNorm; the selection bias, a shift of all
+    # scores that the Plackett–Luce policy ignores) have a zero true gradient, so Adam turns
+    # the float noise of the gradient sum (all-reduce vs one backward) into lr-sized steps
+    # in them (measured: up to 7e-4); everything they feed is unchanged.
+    with torch.no_grad():
+        for c, x in enumerate(vst_inputs()):
+            for a, b in zip(model(x)[:2], one["model"](x)[:2], strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            s2, s1 = model.selection_score(x, c), one["model"].selection_score(x, c)
+            torch.testing.assert_close(s2 - s2.mean(), s1 - s1.mean(), rtol=1e-5, atol=1e-6)
+    # per-class losses gathered and summed in class order: the one-process history
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-6)
+    assert two["reward"] == pytest.approx(one["reward"], rel=1e-6)
+
+
+def test_select_command_on_two_ranks_gives_the_one_process_selection(
+    parallel, tmp_path, one_thread
+):
+    from click.testing import CliRunner
+
+    from dist_worker import VST_ARGS
+    from vidistill.cli import main
+
+    out = tmp_path / "one.json"
+    res = CliRunner().invoke(
+        main, ["select", str(parallel / "store"), *VST_ARGS, "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    two = json.loads((parallel / "dp" / "vst.json").read_text())
+    one = json.loads(out.read_text())
+    assert two["indices"] == one["indices"]
+    assert {k: v for k, v in two.items() if k != "seconds"} == {
+        k: v for k, v in one.items() if k != "seconds"
+    }
+
+
+@pytest.mark.parametrize("seeding", ["batch", "clip"])
+def test_generate_sample_on_two_ranks_is_the_one_process_pool(
+    parallel, seeding, tmp_path, one_thread
+):
+    pytest.importorskip("diffusers")
+    from click.testing import CliRunner
+
+    from dist_worker import SAMPLE_ARGS
+    from vidistill.cli import main
+
+    args = [*SAMPLE_ARGS, "--seeding", seeding, "--out", str(tmp_path / "pool")]
+    res = CliRunner().invoke(main, ["generate", "sample", str(parallel / "gen"), *args])
+    assert res.exit_code == 0, res.output
+    two = parallel / "dp" / f"pool-{seeding}"
+    assert not (two / ".partial").exists()
+    for name in ("clips.u8", "manifest.json"):  # store.json differs in timings only
+        assert (two / name).read_bytes() == (tmp_path / "pool" / name).read_bytes(), name
+    info = json.loads((two / "store.json").read_text())["generator"]
+    assert info["clips_this_call"] == 9  # both ranks' clips counted
+
+
+@pytest.mark.parametrize("method", ["dm", "idtd", "vdsd"])
+def test_synthesis_on_two_ranks_is_the_one_process_set(parallel, method, tmp_path, one_thread):
+    from click.testing import CliRunner
+    from safetensors.torch import load_file
+
+    from dist_worker import SYNTH_ARGS, SYNTH_OPTIONS
+    from vidistill.cli import main
+
+    one = tmp_path / method
+    args = ["--method", method, *SYNTH_ARGS, *SYNTH_OPTIONS[method], "--out", str(one)]
+    res = CliRunner().invoke(main, ["synthesize", str(parallel / "store"), *args])
+    assert res.exit_code == 0, res.output
+    two = parallel / "dp" / f"syn-{method}"
+    # each class draws from its own generator and updates alone (VDSD's shared hallucinator:
+    # every class's gradient summed in class order): bit for bit
+    a, b = load_file(two / "synthetic.safetensors"), load_file(one / "synthetic.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    history = [json.loads((d / "done.json").read_text())["history"] for d in (two, one)]
+    assert history[0] == history[1] and len(history[0]) == 4
+    assert (two / "preview" / "clips.u8").read_bytes() == (
+        one / "preview" / "clips.u8"
+    ).read_bytes()
+    assert sorted(p.name for p in two.glob("checkpoint*")) == [
+        "checkpoint.rank0-of-2.safetensors",
+        "checkpoint.rank1-of-2.safetensors",
+    ]
 
 
 # -- failures end the job, naming the rank ------------------------------------------------------

@@ -628,8 +628,9 @@ def test_outputs_load_and_train_in_the_evaluator(tmp_path, store3):
     ts = TrainingSet.from_synthetic(loaded)  # the learned float videos as they are, labelled
     assert torch.equal(ts.batch(torch.arange(6)), loaded.videos)
     assert ts.labels.tolist() == loaded.labels.tolist() and ts.kind == "synthetic"
-    # the evaluator really learns from them: measured at seeds 0-2 (lr 0.1, 30 epochs),
-    # train accuracy 4/6-5/6 and final loss 0.80-0.90, from ln 3 = 1.10 at chance
-    _, stats = train_net(ts, Recipe(width=0.125, epochs=30, batch_size=6, lr=0.1), seed=0)
+    # the evaluator really learns from them: measured at seeds 0-2 (lr 0.1, 60 epochs),
+    # train accuracy 6/6 and final loss 0.34-0.67, from ln 3 = 1.10 at chance (30 epochs:
+    # 3/6-5/6, too close to chance to tell learning from luck)
+    _, stats = train_net(ts, Recipe(width=0.125, epochs=60, batch_size=6, lr=0.1), seed=0)
     assert not stats.diverged and stats.train_acc >= 4 / 6, stats
     assert stats.train_loss < 0.95 < 1.05 < stats.loss_curve[0], stats.loss_curve

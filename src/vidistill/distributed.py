@@ -21,6 +21,13 @@ The pieces:
 * :func:`check`, :func:`on_main`, :func:`call_all` — agree that every rank succeeded;
   run something on rank 0 only (the only writer of shared files), or on every rank
   (rank 0 first if asked).
+* :func:`alone` — work handed to ONE rank (an item of :func:`map_in_order`, rank 0's
+  :func:`on_main`, a task of `vidistill run`) runs inside it and sees a world of one, so
+  data-parallel code called there (DDP evaluator training, a sharded synthesis) does not
+  wait for ranks that are busy elsewhere. Outside it, code called by every rank together
+  sees the job: :func:`current` is who works *together* on the calling code.
+* :func:`all_reduce_sum`, :func:`all_gather_in_order` — tensors and small objects for
+  data-parallel code (sum of gradients, per-class results in class order on every rank).
 
 Failures never hang the job. A Python error on one rank is reported to every rank at the
 next helper call, which raises :class:`vidistill.errors.RankFailed` naming that rank and
@@ -74,7 +81,8 @@ class Context:
 
 
 class _State:
-    ctx = Context()
+    ctx = Context()  # who runs the calling code together (rank 0 of 1 inside alone())
+    job = Context()  # the whole job, as launched
     group: Any = None  # gloo, collective timeout: object gathers and status exchanges
     wait_group: Any = None  # gloo, long timeout: waiting while rank 0 alone works
     store: Any = None  # the rendezvous store: where each rank notes its last collective
@@ -123,8 +131,26 @@ def timeout_s() -> float:
 
 
 def current() -> Context:
-    """This process's context (rank 0 of 1 until :func:`init` ran in a launched job)."""
+    """Who runs the calling code together: the job once :func:`init` ran in a launched job,
+    rank 0 of 1 when not launched or inside :func:`alone`."""
     return _State.ctx
+
+
+def job() -> Context:
+    """This process's place in the whole job, also inside :func:`alone` (for log lines)."""
+    return _State.job
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """This rank works by itself inside (the others are busy with their own share): every
+    helper here is the one-process identity and data-parallel code trains alone."""
+    saved = _State.ctx
+    _State.ctx = Context()
+    try:
+        yield
+    finally:
+        _State.ctx = saved
 
 
 def init() -> Context:
@@ -172,7 +198,7 @@ def init() -> Context:
         )
     _State.group = dist.new_group(backend="gloo", timeout=timeout)
     _State.wait_group = dist.new_group(backend="gloo", timeout=wait)
-    _State.ctx = ctx
+    _State.ctx = _State.job = ctx
     atexit.register(_at_exit)
     return ctx
 
@@ -193,6 +219,7 @@ def shutdown() -> None:
     if _State.owns_default_group and dist.is_initialized():
         dist.destroy_process_group()
     _State.ctx, _State.group, _State.wait_group, _State.store = Context(), None, None, None
+    _State.job = Context()
     _State.seq, _State.owns_default_group, _State.failed = 0, False, False
 
 
@@ -222,7 +249,7 @@ def shard(n: int, rank: int | None = None, world: int | None = None, mode: str =
 
 # -- failures ------------------------------------------------------------------------------
 def _where() -> str:
-    ctx = current()
+    ctx = job()
     return f"rank {ctx.rank} of {ctx.world} (host {socket.gethostname()}, pid {os.getpid()})"
 
 
@@ -378,7 +405,9 @@ def map_in_order(
     items: list[T] = []
     error: BaseException | None = None
     try:
-        items = [fn(int(i)) for i in shard(n, mode=mode)]
+        mine = shard(n, mode=mode).tolist()
+        with alone():  # an item is this rank's own work
+            items = [fn(i) for i in mine]
     except Exception as err:
         error = err
     return gather_in_order(items, n, mode=mode, dst=dst, what=what, error=error)
@@ -416,20 +445,29 @@ def on_main(fn: Callable[[], T], what: str = "rank 0's work") -> T:
     result, error = None, None
     if current().is_main:
         try:
-            result = fn()
+            with alone():
+                result = fn()
         except Exception as err:
             error = err
     return _wait_for_main(what, error, result)
 
 
 def call_all(fn: Callable[[], T], what: str, *, main_first: bool = False) -> T:
-    """``fn()`` on every rank, then :func:`check` that all succeeded. ``main_first``: rank 0
-    calls it first and the others only once it succeeded (e.g. rank 0 trains and caches a
-    net, the others load the cache); a failure on rank 0 stops them before they start.
-    Not launched: ``fn()``."""
+    """``fn()`` on every rank, then :func:`check` that all succeeded: by default the ranks
+    work on it together (``fn`` may shard its work and call the helpers). ``main_first``:
+    rank 0 calls it first, alone, and the others (each alone) only once it succeeded (e.g.
+    rank 0 trains and caches a net, the others load the cache); a failure on rank 0 stops
+    them before they start. Not launched: ``fn()``."""
     ctx = current()
     if not ctx.distributed:
         return fn()
+    if main_first:
+        solo = fn
+
+        def fn() -> T:
+            with alone():
+                return solo()
+
     if main_first and ctx.is_main:
         try:
             result = fn()
@@ -453,3 +491,51 @@ def call_all(fn: Callable[[], T], what: str, *, main_first: bool = False) -> T:
 def is_main() -> bool:
     """True on rank 0 (and when not launched): the process that writes shared files."""
     return current().is_main
+
+
+# -- data-parallel collectives -------------------------------------------------------------------
+def all_reduce_sum(tensor: Any, what: str = "all-reduce") -> Any:
+    """Sum ``tensor`` over the ranks working together, in place, on the job's backend (nccl
+    on CUDA, gloo on CPU); returns it. Not launched (or :func:`alone`): unchanged."""
+    if not current().distributed:
+        return tensor
+    import torch.distributed as dist
+
+    with _collective(what):
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_gather(obj: T, what: str = "all-gather") -> list[T]:
+    """Every rank's ``obj`` (small, picklable: it travels through the CPU group), on every
+    rank, in rank order. Not launched: ``[obj]``."""
+    ctx = current()
+    if not ctx.distributed:
+        return [obj]
+    import torch.distributed as dist
+
+    got: list[Any] = [None] * ctx.world
+    with _collective(what):
+        dist.all_gather_object(got, obj, group=_State.group)
+    return got
+
+
+def all_gather_in_order(
+    items: Sequence[T], n: int, *, mode: str = "strided", what: str = "all-gather"
+) -> list[T]:
+    """Like :func:`gather_in_order` (this rank passes its items of ``shard(n, mode=mode)``)
+    but EVERY rank gets the ``n`` results in the original order — e.g. per-class losses or
+    gradients that each rank then sums in class order, as one process would. Small
+    picklable items. Not launched: ``list(items)``."""
+    ctx = current()
+    if not ctx.distributed:
+        return list(items)
+    got = all_gather(list(items), what)
+    out: list[Any] = [None] * n
+    for rank, part in enumerate(got):
+        pos = shard(n, rank, ctx.world, mode)
+        if len(part) != len(pos):
+            raise RankFailed(f"rank {rank} sent {len(part)} results for {len(pos)} items in {what}")
+        for p, item in zip(pos.tolist(), part, strict=True):
+            out[p] = item
+    return out

@@ -50,7 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "workers": None,
     # preset/runs/seed, plus any Recipe field as an override (net, width, epochs, min_steps, ...)
     # runs: paired runs (DESIGN §4): run s re-selects / re-synthesises with seed s and shares
-    # evaluator seed s with random from the same pool; 10 = the protocol's default
+    # evaluator seed s with random from the same pool; 10 = the protocol's default.
+    # ddp (torchrun only): false | true | full — which stages train each run data-parallel
+    # on all ranks instead of one run per rank (docs/scaling.md)
     "evaluate": {"preset": "toy-quick", "runs": 10, "seed": 0},
     "vpcs": [1, 5, 10],
     "references": ["full-real", "random"],
@@ -253,8 +255,11 @@ class Run:
         """Run ``fn`` unless ``stages/name.json`` records the same config and input hashes.
         ``where``: ``main`` (rank 0 runs it, the others wait), ``all`` (every rank runs
         it), ``here`` (this rank alone). Returns whether it ran."""
-        if not distributed.current().distributed or where == "here":
+        if not distributed.current().distributed:
             return self._here(name, config, inputs, fn)
+        if where == "here":  # this rank's own task: data-parallel code inside runs alone
+            with distributed.alone():
+                return self._here(name, config, inputs, fn)
         if where == "main":
             return distributed.on_main(lambda: self._here(name, config, inputs, fn), name)
         if where != "all":
@@ -467,11 +472,12 @@ def _run_pipeline(
     run.stage("prepare", ds_cfg, [], do_prepare)
     store = ClipStore(store_dir)
     ev = config["evaluate"]
-    overrides = {k: v for k, v in ev.items() if k not in ("preset", "runs", "seed")}
+    overrides = {k: v for k, v in ev.items() if k not in ("preset", "runs", "seed", "ddp")}
     recipe = Recipe.preset(ev["preset"], **overrides)
+    # ddp is how the runs are shared out, not what they compute: not in the stage key
     eval_cfg = {"recipe": recipe.to_dict(), "runs": ev["runs"], "seed": ev["seed"]}
     seeds = [ev["seed"] + r for r in range(ev["runs"])]
-    grid = _Grid(run, store, recipe, eval_cfg, seeds)
+    grid = _Grid(run, store, recipe, eval_cfg, seeds, ddp_methods(ev.get("ddp", False)))
 
     # the stages, in the one-process order: (kind, stage)
     steps: list[tuple[str, Any]] = []
@@ -589,12 +595,35 @@ def _run_pipeline(
     return run.root
 
 
+WHOLE_SET_REFERENCES = ("full-real", "full-syn")
+
+
+def ddp_methods(setting: Any) -> Callable[[str], bool]:
+    """``evaluate.ddp``: which evaluate stages train each run data-parallel on ALL ranks
+    under torchrun instead of one run per rank — ``false`` (default: none), ``true`` (all),
+    ``full`` (the whole-set references full-real / full-syn, whose runs are the long ones)."""
+    if setting is False or setting is None:
+        return lambda method: False
+    if setting is True:
+        return lambda method: True
+    if setting == "full":
+        return lambda method: method in WHOLE_SET_REFERENCES
+    raise ValueError(f"evaluate.ddp: false, true or full, got {setting!r}")
+
+
 class _Grid:
     """The evaluate stages of one run: all runs of a stage in this process, or the runs of
-    many stages shared out across ranks."""
+    many stages shared out across ranks (``together(method)``: those stages instead train
+    each run data-parallel on every rank)."""
 
     def __init__(
-        self, run: Run, store: ClipStore, recipe: Any, eval_cfg: dict[str, Any], seeds: list[int]
+        self,
+        run: Run,
+        store: ClipStore,
+        recipe: Any,
+        eval_cfg: dict[str, Any],
+        seeds: list[int],
+        together: Callable[[str], bool] = lambda method: False,
     ):
         self.run, self.store, self.recipe, self.eval_cfg, self.seeds = (
             run,
@@ -603,6 +632,7 @@ class _Grid:
             eval_cfg,
             seeds,
         )
+        self.together = together
         self.results = run.root / "results.json"
         self.pool = str(store.root)  # the pool every method here selects / learns from
         self._source: tuple[_Evaluation | None, Any] = (None, None)
@@ -651,6 +681,25 @@ class _Grid:
         """One process: the stage's runs one after the other, one row."""
         self._merge(self._evaluate(e, len(self.seeds), self.seeds[0], progress=True))
 
+    def _evaluate_together(self, e: _Evaluation, key: dict[str, Any]) -> None:
+        """Every rank: the stage's runs one after the other, each trained data-parallel on
+        all ranks (:mod:`vidistill.evaluate.ddp`); rank 0 writes the row and the marker."""
+        t0 = time.perf_counter()
+        if distributed.is_main():
+            self.run.log(f"[run ] {e.name} (data-parallel)")
+        row, error = None, None
+        try:
+            row = self._evaluate(e, len(self.seeds), self.seeds[0], progress=False)
+        except Exception as err:
+            error = err
+        distributed.check(f"{e.name} (data-parallel)", error)
+
+        def finish() -> None:
+            self._merge(row)
+            self.run.done(e.name, key, time.perf_counter() - t0)
+
+        distributed.on_main(finish, f"{e.name} (write)")
+
     def evaluate_sharded(self, evaluations: list[_Evaluation]) -> None:
         """Every rank: the (stage, seed) runs of the stages that must run, shared out in
         rounds of W (rank r takes run r of each round); rank 0 finishes each stage — row,
@@ -669,6 +718,11 @@ class _Grid:
 
         todo = distributed.on_main(decide, "decide the evaluate stages")
         keys = dict(todo)
+        for i, _ in todo:  # data-parallel stages: every rank trains each run together
+            e = evaluations[i]
+            if self.together(e.method):
+                self._evaluate_together(e, keys[i])
+        todo = [(i, k) for i, k in todo if not self.together(evaluations[i].method)]
         jobs = [(i, s) for i, _ in todo for s in self.seeds]
         world = distributed.current().world
         rows: dict[int, list[dict[str, Any]]] = {i: [] for i in keys}
@@ -719,8 +773,8 @@ def generate_then_select(
     per class: the selectors' IOR partner, same pool), ``random`` shown as *random-real*
     (VPC real clips per class: what the pool is worth against the real set), and every
     selector, whose selections index the pool. Under torchrun the generator trains on every
-    rank (``generate train`` is data-parallel through accelerate), rank 0 samples the pool,
-    and the embedding, selections and evaluation runs are shared like the real path's."""
+    rank (``generate train`` is data-parallel through accelerate), the ranks share the
+    pool's batches, and the embedding, selections and evaluation runs are shared like the real path's."""
     from vidistill.embed import embed_store
     from vidistill.evaluate import full_real, random_subset
     from vidistill.evaluate.trainset import TrainingSet
@@ -912,7 +966,8 @@ def _train_generator(
 def _sample_pool(run: Run, gen: dict[str, Any], model_dir: Path, store: ClipStore) -> ClipStore:
     """``generate/sample``: ``pool_per_class`` clips of every real class, at the real store's
     clip spec, clip i of class c seeded by (seed, c, i) — reproducible and extendable (and
-    so independent of how it is sampled). Under torchrun rank 0 samples, the others wait."""
+    so independent of how it is sampled). Under torchrun every rank samples a share of the
+    batches (:func:`vidistill.generate.sample_pool`), rank 0 writes the store."""
     from vidistill.generate import sample_pool
 
     out = pool_dir(run.root)
@@ -931,10 +986,14 @@ def _sample_pool(run: Run, gen: dict[str, Any], model_dir: Path, store: ClipStor
         # unfinished batches of the SAME settings and generator are kept (resume by batch)
         key = _hash([settings, {p.name: _file_hash(p) for p in inputs}])
         keyfile = out / ".pipeline-key"
-        if out.exists() and (not keyfile.is_file() or keyfile.read_text() != key):
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-        keyfile.write_text(key)
+
+        def ready() -> None:
+            if out.exists() and (not keyfile.is_file() or keyfile.read_text() != key):
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+            keyfile.write_text(key)
+
+        distributed.on_main(ready, "ready the pool folder")
         sample_pool(
             model_dir,
             out,
@@ -953,7 +1012,8 @@ def _sample_pool(run: Run, gen: dict[str, Any], model_dir: Path, store: ClipStor
             size=store.spec.size,
         )
 
-    run.stage("generate/sample", settings, inputs, do_sample)
+    # every rank samples its share of the batches; rank 0 writes the store
+    run.stage("generate/sample", settings, inputs, do_sample, where="all")
     return ClipStore(out)
 
 

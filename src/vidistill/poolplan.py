@@ -107,21 +107,30 @@ def sample_batches(
     save: Callable[[int, Any], None],
     *,
     done: Callable[[int], bool] | None = None,
+    seeds: np.ndarray | None = None,
+    limit: int | None = None,
 ) -> list[int]:
     """Sample this rank's batches of ``plan``: ``save(b, sample(labels, seeds))`` for each
-    batch ``b`` it owns that is not ``done(b)`` (resume). Then every rank waits for the
-    others (a failure on any rank ends all, naming it). Returns the batches sampled here.
-    Not launched: every batch, in order."""
+    batch ``b`` it owns that is not ``done(b)`` (resume), at most ``limit`` of them. Then
+    every rank waits for the others (a failure on any rank ends all, naming it). Returns
+    the batches sampled here. ``seeds``: one per position instead of ``plan.seeds`` (e.g.
+    a sampler seeded per batch). Not launched: every batch, in order."""
     ctx = distributed.current()
-    labels, seeds = plan.labels, plan.seeds
+    labels = plan.labels
+    seeds = plan.seeds if seeds is None else np.asarray(seeds)
+    if len(seeds) != plan.size:
+        raise ValueError(f"{len(seeds)} seeds for a pool of {plan.size} clips")
     sampled: list[int] = []
     error: BaseException | None = None
     try:
         for b in plan.batches_of(ctx.rank, ctx.world).tolist():
             if done is not None and done(b):
                 continue
+            if limit is not None and len(sampled) >= limit:
+                break
             sl = plan.positions(b)
-            save(b, sample(labels[sl], seeds[sl]))
+            with distributed.alone():  # a batch is this rank's own work
+                save(b, sample(labels[sl], seeds[sl]))
             sampled.append(b)
     except Exception as err:
         if not ctx.distributed:

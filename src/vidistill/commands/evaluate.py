@@ -326,6 +326,7 @@ def evaluate(
     difference" when the interval contains 0. Prints the table (with the IOR column) and
     the IOR line, and merges the rows into --out.
     """
+    from vidistill import distributed
     from vidistill.clipstore import ClipStore
     from vidistill.evaluate import Recipe, format_markdown_table, load_results, update_results
     from vidistill.evaluate import evaluate as run_evaluate
@@ -334,6 +335,8 @@ def evaluate(
 
     a = {**kwargs, "store": store, "out": out, "options": parse_key_values(kwargs["options"])}
     kind = _check_args(a)
+    # under torchrun every rank trains each run together (data-parallel); rank 0 writes
+    main_rank = distributed.init().is_main
     a["test_store"] = ClipStore(store)
     recipe = Recipe.preset(
         preset,
@@ -349,10 +352,10 @@ def evaluate(
         test_views=test_views,
         amp_bf16=amp or None,
     )
-    common = {"device": None if device == "auto" else device, "progress": not quiet}
+    common = {"device": None if device == "auto" else device, "progress": not quiet and main_rank}
     with clean_errors():
         src = SOURCES[kind](a)
-        if src.note:
+        if src.note and main_rank:
             click.echo(src.note)
         row = run_evaluate(
             src.train,
@@ -380,6 +383,8 @@ def evaluate(
                 **common,
             )
             rows += [partner] if partner else []
+    if not main_rank:
+        return
     merged = {row_key(r): r for r in update_results(out, rows)}
     row = merged[row_key(row)]
     partner = None

@@ -147,7 +147,10 @@ def sample_cmd(
     run_dir, per_class, out, steps, guidance, sampler, batch, seed, seeding, no_ema, vae_dir
 ):
     """Sample a class-balanced pool from RUN_DIR — a finished `generate train` run or a
-    `vidistill convert latte` folder (resumes by batch)."""
+    `vidistill convert latte` folder (resumes by batch). Under torchrun rank r samples
+    batches r, r + W, … (each clip's noise does not depend on who samples it) and rank 0
+    writes the store."""
+    from vidistill import distributed
     from vidistill.generate import sample_pool
 
     try:
@@ -166,6 +169,8 @@ def sample_cmd(
         )
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
+    if not distributed.is_main():
+        return
     click.echo(
         json.dumps(
             {"pool": str(store.root), "clips": len(store), **store.info_json.get("generator", {})},

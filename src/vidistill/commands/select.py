@@ -133,8 +133,14 @@ def embed(store, embedder, weights, split, batch_size, seed, device, train_store
 )
 @key_value_option("Method option, e.g. -o threshold=0.5 -o pca_dim=16 (tac-dt).")
 def select(store, method, vpc, out, embedder, seed, split, memory_budget_mb, options):
-    """Pick VPC clips per class of STORE's pool with a registered METHOD → JSON for `evaluate`."""
+    """Pick VPC clips per class of STORE's pool with a registered METHOD → JSON for `evaluate`.
+
+    Under torchrun the classes are shared out across the ranks (vst-unet: ``-o
+    class_batch=G`` fits groups of G classes data-parallel); rank 0 writes --out."""
+    from vidistill import distributed
     from vidistill.select import select_store
+
+    distributed.init()
 
     with clean_errors():
         embedder = _default_embedder(store, method, embedder)
@@ -149,6 +155,8 @@ def select(store, method, vpc, out, embedder, seed, split, memory_budget_mb, opt
             out=out,
             **parse_key_values(options),
         )
+    if not distributed.is_main():
+        return
     n = sum(len(v) for v in doc["indices"].values())
     click.echo(
         f"{method}: {n} clips ({vpc} per class × {len(doc['indices'])}) "

@@ -66,7 +66,10 @@ def synthesize(
     no_preview,
     quiet,
 ):
-    """Distil STORE's training split into VPC learned videos per class at --out."""
+    """Distil STORE's training split into VPC learned videos per class at --out.
+
+    Under torchrun rank r learns classes r, r + W, … and rank 0 writes the set."""
+    from vidistill import distributed
     from vidistill.synthesize import synthesize as run
 
     opts: dict[str, object] = parse_key_values(options, example="ablation=t3-a")
@@ -92,6 +95,8 @@ def synthesize(
         )
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise click.UsageError(str(err).strip("'\"")) from err
+    if not distributed.is_main():
+        return
     m = result.meta
     click.echo(
         f"{method}: {len(result)} videos ({m['bytes_stored'] / 2**20:.2f} MiB stored) in "

@@ -7,6 +7,11 @@ cuDNN kernels may differ in the last bits.
 
 The final epoch's network is returned: never a checkpoint chosen by test accuracy
 (DESIGN §4, DD-Ranking's critique).
+
+Called by every rank of a launched job together, ``train_net`` trains data-parallel
+(:mod:`vidistill.evaluate.ddp`): the same global batches, the same steps as one process up
+to the float order of the gradient sum; every rank ends with the same net. Called inside
+:func:`vidistill.distributed.alone` (a run handed to one rank) it trains alone.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vidistill import registry
+from vidistill import distributed, registry
+from vidistill.evaluate.ddp import data_parallel
 from vidistill.evaluate.recipe import Recipe, standardize_batch
 from vidistill.evaluate.trainset import TrainingSet
 from vidistill.nets import create_net
@@ -86,9 +92,14 @@ def train_net(
     device: str | torch.device | None = None,
     progress: bool = False,
     desc: str = "train",
+    ddp: bool | None = None,
 ) -> tuple[nn.Module, TrainStats]:
-    """Train a fresh ``recipe.net`` on ``train_set`` for ``recipe.epochs``: (model, stats)."""
+    """Train a fresh ``recipe.net`` on ``train_set`` for ``recipe.epochs``: (model, stats).
+
+    ``ddp``: train data-parallel with the ranks working together (default: when there are
+    several, :func:`vidistill.distributed.current`)."""
     device = resolve_device(device)
+    ddp = distributed.current().distributed if ddp is None else ddp
     data = train_set.to(device)
     recipe = recipe.for_set_size(data.clips_per_epoch)
     torch.manual_seed(seed)
@@ -105,32 +116,37 @@ def train_net(
     bar = tqdm(range(recipe.epochs), desc=desc, leave=False, disable=not progress, unit="ep")
     model.train()
     epochs_run = 0
-    for epoch in bar:
-        for g in opt.param_groups:
-            g["lr"] = recipe.lr_at(epoch)
-        perm = data.epoch_order(gen).to(device)  # all clips, or one per group (VDSD pairs)
-        loss_sum = torch.zeros((), device=device)
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            x, y = data.batch(idx), data.labels[idx]
-            if augment is not None:
-                x = augment(x, gen)
-            x = standardize_batch(x, recipe.standardize)
-            with _autocast(recipe, device):
-                loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if recipe.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            opt.step()
-            loss_sum += loss.detach().float() * idx.numel()
-        epochs_run = epoch + 1
-        epoch_loss = float(loss_sum) / n  # one sync per epoch
-        curve.append(epoch_loss)
-        bar.set_postfix(loss=f"{epoch_loss:.4f}", lr=f"{recipe.lr_at(epoch):g}")
-        if not math.isfinite(epoch_loss):
-            diverged_reason = f"non-finite training loss at epoch {epoch + 1}"
-            break  # the weights are NaN/inf from here on; more epochs cannot recover them
+    with data_parallel(model, device, ddp) as dp:
+        net = model if dp is None else dp.model
+        for epoch in bar:
+            for g in opt.param_groups:
+                g["lr"] = recipe.lr_at(epoch)
+            perm = data.epoch_order(gen).to(device)  # all clips, or one per group (VDSD pairs)
+            loss_sum = torch.zeros((), device=device)
+            for start in range(0, n, bs):
+                idx = perm[start : start + bs]
+                rows = None if dp is None else dp.batch(idx.numel())
+                x, y = _inputs(data, idx, rows, augment, gen, recipe.standardize)
+                with _autocast(recipe, device):
+                    if dp is None:
+                        loss = F.cross_entropy(net(x), y)
+                        part = loss.detach().float() * idx.numel()
+                    else:
+                        loss, part = dp.loss(net(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if recipe.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                opt.step()
+                loss_sum += part
+            epochs_run = epoch + 1
+            # one sync per epoch
+            epoch_loss = (float(loss_sum) if dp is None else dp.epoch_sum(loss_sum)) / n
+            curve.append(epoch_loss)
+            bar.set_postfix(loss=f"{epoch_loss:.4f}", lr=f"{recipe.lr_at(epoch):g}")
+            if not math.isfinite(epoch_loss):
+                diverged_reason = f"non-finite training loss at epoch {epoch + 1}"
+                break  # the weights are NaN/inf from here on; more epochs cannot recover them
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
@@ -156,6 +172,26 @@ def train_net(
         loss_curve=curve,
     )
     return model, stats
+
+
+def _inputs(
+    data: TrainingSet,
+    idx: torch.Tensor,
+    rows: slice | None,
+    augment,
+    gen: torch.Generator,
+    standardize: str | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised inputs and labels of this rank's ``rows`` of the global batch ``idx``
+    (``None``: all of it). Batch-wide transforms see the whole batch, as in one process."""
+    whole = rows is None or augment is not None or standardize is not None
+    x = data.batch(idx if whole else idx[rows])
+    if augment is not None:
+        x = augment(x, gen)
+    x = standardize_batch(x, standardize)
+    if rows is None:
+        return x, data.labels[idx]
+    return (x[rows] if whole else x), data.labels[idx[rows]]
 
 
 @torch.no_grad()

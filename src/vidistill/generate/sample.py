@@ -49,12 +49,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from vidistill import distributed
 from vidistill.atomic import save_safetensors_atomic
 from vidistill.clipstore import ClipRecord, ClipSpec, ClipStore, write_store
 from vidistill.generate.config import GenerateConfig
 from vidistill.generate.latte import Latte, build_latte
 from vidistill.generate.train import make_scheduler
 from vidistill.generate.vae import decode_latents, downsample_factor, load_vae
+from vidistill.poolplan import PoolPlan, sample_batches
 
 SAMPLERS = ("ddim", "dpm", "ddpm")
 SEEDINGS = ("batch", "clip")
@@ -223,7 +225,10 @@ def sample_pool(
 
     ``vae``: the VAE folder to decode with (default: the one recorded in ``run_dir``).
     ``seeding``, ``class_names``, ``frames``, ``size``: see the module docstring.
-    Returns ``None`` if ``stop_after_batches`` ended the call early (tests of resume).
+    Returns ``None`` if ``stop_after_batches`` (per rank) ended the call early (tests of
+    resume). Called by every rank of a launched job, rank r samples batches r, r + W, …
+    (:mod:`vidistill.poolplan`) and rank 0 writes the store: the one-process pool, byte for
+    byte, as a batch's noise depends only on its seeds.
     """
     if per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {per_class}")
@@ -231,6 +236,7 @@ def sample_pool(
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
     if seeding not in SEEDINGS:
         raise ValueError(f"unknown seeding {seeding!r}; choose one of {SEEDINGS}")
+    ctx = distributed.init()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, run_cfg = load_generator(run_dir, ema=ema, device=dev)
     cfg = GenerateConfig.from_dict(run_cfg["generator"])
@@ -249,7 +255,6 @@ def sample_pool(
         )
     out = Path(out)
     partial = out / ".partial"
-    partial.mkdir(parents=True, exist_ok=True)
     settings = {
         "run": str(Path(run_dir).resolve()),
         "per_class": per_class,
@@ -269,42 +274,65 @@ def sample_pool(
     spec = ClipSpec(frames=frames or native.frames, size=size or native.size)
     if class_names is not None or spec != native:
         settings.update(class_names=names, frames=spec.frames, size=spec.size)
-    sfile = partial / "settings.json"
-    if sfile.is_file() and json.loads(sfile.read_text()) != settings:
-        shutil.rmtree(partial)  # different settings: the finished batches do not belong here
-        partial.mkdir(parents=True)
-    sfile.write_text(json.dumps(settings))
 
-    labels = torch.arange(len(names)).repeat_interleave(per_class)  # pool labels
-    index = torch.arange(per_class).repeat(len(names))  # clip index within its class
-    seeds = (
-        [clip_seed(seed, int(c), int(i)) for c, i in zip(labels, index, strict=True)]
-        if seeding == "clip"
-        else []
-    )
-    gen_rows = torch.tensor(rows)[labels]  # the generator's label of each clip
-    cuts = list(range(0, len(labels), batch))
-    batches = [labels[i : i + batch] for i in cuts]
+    def ready() -> None:
+        partial.mkdir(parents=True, exist_ok=True)
+        sfile = partial / "settings.json"
+        if sfile.is_file() and json.loads(sfile.read_text()) != settings:
+            shutil.rmtree(partial)  # different settings: the finished batches do not belong here
+            partial.mkdir(parents=True)
+        sfile.write_text(json.dumps(settings))
+
+    distributed.on_main(ready, "ready the pool's .partial folder")
+
+    plan = PoolPlan(num_classes=len(names), per_class=per_class, batch=batch, seed=seed)
+    labels = torch.from_numpy(plan.labels)  # pool labels, class by class
+    index = torch.from_numpy(plan.class_index)  # clip index within its class
+    # the noise seed each clip's manifest records: its batch's, or its own
+    if seeding == "clip":
+        seeds = [clip_seed(seed, int(c), int(i)) for c, i in zip(labels, index, strict=True)]
+    else:
+        seeds = [seed + p // batch for p in range(plan.size)]
+    gen_rows = torch.tensor(rows)  # the generator's label of each pool class
+    batches = [labels[plan.positions(b)] for b in range(plan.num_batches)]
     shape = tuple(d["latent_shape"])
-    t0, done_now, clips_now = time.time(), 0, 0
     autocast = dev.type == "cuda"
-    for b, lab in enumerate(tqdm(batches, desc="sample", disable=not progress, dynamic_ncols=True)):
-        path = partial / f"batch-{b:05d}.safetensors"
-        if path.is_file():
-            continue
-        if stop_after_batches is not None and done_now >= stop_after_batches:
-            return None
-        start = cuts[b]
-        noise_seed = seed + b if seeding == "batch" else seeds[start : start + len(lab)]
-        y = gen_rows[start : start + len(lab)]
+    main_rank = distributed.is_main()
+    bar = tqdm(
+        total=len(plan.batches_of(ctx.rank, ctx.world)),
+        desc="sample",
+        disable=not (progress and main_rank),
+        dynamic_ncols=True,
+    )
+
+    def path(b: int) -> Path:
+        return partial / f"batch-{b:05d}.safetensors"
+
+    def sample(lab: np.ndarray, noise: np.ndarray) -> torch.Tensor:
+        noise_seed = int(noise[0]) if seeding == "batch" else [int(s) for s in noise]
+        y = gen_rows[torch.from_numpy(lab)]
         z = sample_latents(model, y, shape, cfg, sampler, steps, guidance, noise_seed, autocast)
         clips = decode_latents(vae_model, z)
-        if spec != native:
-            clips = resize_clips(clips, spec.frames, spec.size)
-        save_safetensors_atomic(path, {"clips": clips, "labels": lab})
-        done_now += 1
-        clips_now += len(lab)
+        return resize_clips(clips, spec.frames, spec.size) if spec != native else clips
+
+    def save(b: int, clips: torch.Tensor) -> None:
+        save_safetensors_atomic(path(b), {"clips": clips, "labels": batches[b]})
+        bar.update(1)
+
+    # rank r samples batches r, r + W, ... (none of them depends on who samples it)
+    t0 = time.time()
+    now = sample_batches(
+        plan,
+        sample,
+        save,
+        done=lambda b: path(b).is_file(),
+        seeds=np.asarray(seeds, dtype=object),  # clip seeds use all 64 bits
+        limit=stop_after_batches,
+    )
+    bar.close()
     seconds = time.time() - t0
+    clips_now = sum(distributed.all_gather(sum(len(batches[b]) for b in now), "clips sampled"))
+    cuts = [plan.positions(b).start for b in range(plan.num_batches)]
 
     def meta(b: int, i: int) -> dict[str, int]:
         if seeding == "batch":
@@ -326,7 +354,7 @@ def sample_pool(
 
     def stream():
         for b in range(len(batches)):
-            yield load_file(str(partial / f"batch-{b:05d}.safetensors"))["clips"].numpy()
+            yield load_file(str(path(b)))["clips"].numpy()
 
     info = {
         **settings,
@@ -334,14 +362,15 @@ def sample_pool(
         "clips_this_call": clips_now,
         "clips_per_second": round(clips_now / max(seconds, 1e-9), 4),
     }
-    store = write_store(
-        out,
-        spec,
-        names,
-        stream(),
-        records,
-        dataset="generated",
-        extra={"generator": info},
-    )
-    shutil.rmtree(partial)
-    return store
+
+    def write() -> bool:
+        if not all(path(b).is_file() for b in range(len(batches))):
+            return False  # stopped early (stop_after_batches): resume later
+        write_store(
+            out, spec, names, stream(), records, dataset="generated", extra={"generator": info}
+        )
+        shutil.rmtree(partial)
+        return True
+
+    # rank 0 writes the store from every rank's batches, in order
+    return ClipStore(out) if distributed.on_main(write, "write the pool") else None

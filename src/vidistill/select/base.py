@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vidistill import registry
+from vidistill import distributed, registry
 from vidistill.atomic import write_json_atomic
 
 DEFAULT_BUDGET_MB = 1024
@@ -269,6 +269,8 @@ def select_store(
 
     Returns (and, with ``out``, atomically writes) the selection JSON that
     ``vidistill evaluate STORE --selection FILE`` reads; indices are store clip indices.
+    Called by every rank of a launched job, the classes are shared out, every rank returns
+    the whole selection and rank 0 writes it.
     """
     from tqdm.auto import tqdm
 
@@ -328,9 +330,26 @@ def select_store(
         data.details = details
         classes.append((idx, data))
     call_options = fit_selector(method, [d for _, d in classes], vpc, seed, **options)
-    result: dict[str, list[int]] = {}
-    for idx, data in tqdm(classes, desc=f"select {method}", disable=not progress):
-        result[data.name] = idx[run_selector(method, data, vpc, seed, **call_options)].tolist()
+    # under torchrun each rank selects in its share of the classes (strided), every rank
+    # gets them all; a method's fit hook may itself share its work (vst-unet)
+    mine = distributed.shard(len(classes), mode="strided").tolist()
+    picked: list[list[int]] = []
+    error: BaseException | None = None
+    try:
+        with distributed.alone():
+            bar = tqdm(
+                mine, desc=f"select {method}", disable=not (progress and distributed.is_main())
+            )
+            for i in bar:
+                idx, data = classes[i]
+                picked.append(idx[run_selector(method, data, vpc, seed, **call_options)].tolist())
+    except Exception as err:
+        if not distributed.current().distributed:
+            raise
+        error = err
+    distributed.check(f"select {method}", error)
+    every = distributed.all_gather_in_order(picked, len(classes), what=f"select {method}")
+    result = {data.name: every[i] for i, (_, data) in enumerate(classes)}
     seconds = time.perf_counter() - t0
     doc = {
         "method": method,
@@ -343,6 +362,6 @@ def select_store(
         "options": options,
         "indices": result,
     }
-    if out is not None:
+    if out is not None and distributed.is_main():
         write_json_atomic(out, doc)
     return doc

@@ -64,6 +64,13 @@ Choices where the paper is vague (each written down because the paper is silent)
   (default: b = R of the current top-VPC set, the self-critical baseline of Rennie et al.
   2017 — the paper's "subset with the highest probabilities chosen in each epoch" used in
   the loss) or "average" (DR-DSN's moving average).
+* **``class_batch``** (G, default 1 = Algorithm 1: one Adam step per class): G > 1 takes
+  one step per group of G consecutive classes on the mean of their losses, and draws each
+  class's Gumbel noise from its own generator (seeded by (seed, label)), so a class's
+  draws do not depend on where it is fitted. Under torchrun (every rank in
+  ``vidistill select``) the classes of a group are shared out across the ranks and their
+  gradients all-reduced: the one-process G-group fit, up to the float order of the
+  gradient sum. G = 1 is sequential by nature: every rank then fits the same model.
 * **Input**: rows of the ``latent`` embedder (shape from its ``latent_shape``, or the
   ``latent_shape`` option). Any other (n, D) embedding is treated as latents of shape
   (D, 1, 1, 1), so the method also runs on VideoMAE/classifier vectors (the 3D convs
@@ -80,6 +87,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from vidistill import distributed
 from vidistill.select.base import ClassData, selector
 
 LOSSES = ("ce", "ce+div", "ce+rep", "all")
@@ -228,6 +236,48 @@ def lambdas(
     )
 
 
+class _Policy:
+    """One class's part of the fit: its inputs, rewards, Gumbel generator and baseline."""
+
+    def __init__(
+        self, data: ClassData, shape: tuple[int, ...], gen: torch.Generator, rewards: bool
+    ):
+        self.label = data.label
+        self.x = _latents(data, shape)
+        self.rewards = ClassRewards(self.x) if rewards else None
+        self.gen = gen
+        self.baseline: float | None = None  # DR-DSN's moving average of R
+
+    def loss(
+        self, model: VSTUNet, vpc: int, ld: float, lrep: float, episodes: int, baseline_kind: str
+    ) -> tuple[torch.Tensor, float]:
+        """L = CE − mean_e (R(S_e) − b)·log P(S_e), and R of the greedy top-VPC set."""
+        _, logits, g = model(self.x)
+        loss = F.cross_entropy(logits, torch.full((len(self.x),), self.label, dtype=torch.long))
+        if self.rewards is None or vpc >= len(self.x):
+            return loss, 0.0
+        score = own_class_log_odds(logits, self.label) + g
+        sel = gumbel_top_k(score.detach(), vpc, episodes, self.gen)
+        r = self.rewards(sel, ld, lrep)
+        greedy = float(self.rewards(score.detach().topk(vpc).indices[None], ld, lrep)[0])
+        average = self.baseline if self.baseline is not None else float(r.mean())
+        b = greedy if baseline_kind == "greedy" else average
+        loss = loss - ((r - b) * plackett_luce_log_prob(score, sel)).mean()
+        self.baseline = 0.9 * average + 0.1 * float(r.mean())
+        return loss, greedy
+
+
+def _all_reduce_grads(model: nn.Module) -> None:
+    """Sum every parameter's gradient over the ranks (one flat tensor, one collective)."""
+    params = list(model.parameters())
+    flat = torch.cat(
+        [(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params]
+    )
+    distributed.all_reduce_sum(flat, "vst-unet gradients")
+    for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
+        p.grad = g.view_as(p).clone()
+
+
 def fit_vst_unet(
     classes: list[ClassData],
     vpc: int,
@@ -241,44 +291,59 @@ def fit_vst_unet(
     latent_shape: Any = None,
     episodes: int = 4,
     baseline_kind: str = "greedy",
+    class_batch: int = 1,
 ) -> dict[str, Any]:
-    """Algorithm 1, lines 1–10: one VST-UNet trained class by class for ``epochs``."""
+    """Algorithm 1, lines 1–10: one VST-UNet trained for ``epochs``, one Adam step per
+    class (``class_batch`` 1) or per group of ``class_batch`` classes, a group's classes
+    shared out across the ranks working together (:func:`vidistill.distributed.current`)."""
     shape = _shape(classes[0], latent_shape)
     ld, lrep = lambdas(vpc, losses, lambda_div, lambda_rep)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = VSTUNet(shape[0], max(d.label for d in classes) + 1, width)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    inputs = [_latents(d, shape) for d in classes]
-    rewards = [ClassRewards(x) if (ld or lrep) else None for x in inputs]
     if baseline_kind not in ("greedy", "average"):
         raise ValueError(
             f"vst-unet: baseline_kind must be greedy or average, not {baseline_kind!r}"
         )
-    baseline: list[float | None] = [None] * len(classes)  # DR-DSN's moving average per class
+    group = int(class_batch)
+    if group < 1:
+        raise ValueError(f"vst-unet: class_batch must be >= 1, got {class_batch}")
+    # one step per class cannot be shared: then every rank fits the same model alone
+    ctx = distributed.current() if group > 1 else distributed.Context()
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = VSTUNet(shape[0], max(d.label for d in classes) + 1, width)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # position j of every group is fitted by rank j % world, the same rank every epoch
+    policies = {
+        c: _Policy(
+            data,
+            shape,
+            gen if group == 1 else torch.Generator().manual_seed(_class_seed(seed, data.label)),
+            bool(ld or lrep),
+        )
+        for c, data in enumerate(classes)
+        if (c % group) % ctx.world == ctx.rank
+    }
     history: list[float] = []
     reward_history: list[float] = []
     bar = tqdm(range(epochs), desc="vst-unet fit", unit="epoch", disable=None, leave=False)
     for _ in bar:
-        total, total_r = 0.0, 0.0
-        for c, (data, x) in enumerate(zip(classes, inputs, strict=True)):
-            _, logits, g = model(x)
-            loss = F.cross_entropy(logits, torch.full((len(x),), data.label, dtype=torch.long))
-            reward_fn = rewards[c]
-            if reward_fn is not None and vpc < len(x):
-                score = own_class_log_odds(logits, data.label) + g
-                sel = gumbel_top_k(score.detach(), vpc, episodes, gen)
-                r = reward_fn(sel, ld, lrep)
-                greedy = float(reward_fn(score.detach().topk(vpc).indices[None], ld, lrep)[0])
-                average = baseline[c] if baseline[c] is not None else float(r.mean())
-                b = greedy if baseline_kind == "greedy" else average
-                loss = loss - ((r - b) * plackett_luce_log_prob(score, sel)).mean()
-                baseline[c] = 0.9 * average + 0.1 * float(r.mean())
-                total_r += float(greedy)
+        stats: dict[int, tuple[float, float]] = {}  # class → (its loss, greedy reward)
+        for first in range(0, len(classes), group):
             opt.zero_grad()
-            loss.backward()
+            for c in range(first, min(first + group, len(classes))):
+                if c in policies:
+                    loss, greedy = policies[c].loss(model, vpc, ld, lrep, episodes, baseline_kind)
+                    (loss if group == 1 else loss / group).backward()
+                    stats[c] = (float(loss.detach()), greedy)
+            if ctx.distributed:
+                _all_reduce_grads(model)
             opt.step()
-            total += float(loss.detach())
+        if ctx.distributed:  # every rank: every class's numbers, summed in class order below
+            for part in distributed.all_gather(stats, "vst-unet epoch losses"):
+                stats.update(part)
+        total, total_r = 0.0, 0.0
+        for c in range(len(classes)):
+            total += stats[c][0]
+            total_r += stats[c][1]
         history.append(total / len(classes))
         reward_history.append(total_r / len(classes))
         bar.set_postfix(loss=f"{history[-1]:.4f}")
@@ -290,6 +355,11 @@ def fit_vst_unet(
         "reward": reward_history,
         "lambdas": {"div": ld, "rep": lrep},
     }
+
+
+def _class_seed(seed: int, label: int) -> int:
+    """The Gumbel generator's seed of one class (``class_batch`` > 1)."""
+    return int(np.random.SeedSequence([seed, label]).generate_state(1, np.uint32)[0])
 
 
 @selector("vst-unet", fit=fit_vst_unet)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from vidistill import distributed
 from vidistill.clipstore import ClipStore
 from vidistill.nets import create_net
 
@@ -130,6 +131,14 @@ def fresh_net(num_classes: int, frames: int, size: int, width: float, seed: int)
 EMBEDDINGS = ("embed", "features")
 
 
+def class_generators(gen: torch.Generator, n: int) -> list[torch.Generator]:
+    """One generator per class, seeded by ``n`` draws from ``gen``: what class c draws does
+    not depend on the other classes, so classes can be updated on different ranks."""
+    return [
+        torch.Generator().manual_seed(int(s)) for s in torch.randint(0, 2**62, (n,), generator=gen)
+    ]
+
+
 def iteration_seed(seed: int, it: int) -> int:
     """Seed of outer iteration ``it``: a resumed run redraws exactly the same nets and batches."""
     return (seed * 1_000_003 + it * 7919 + 17) % (2**62)
@@ -189,6 +198,12 @@ class Synthesizer(nn.Module):
     from real clips where the method says so), and implement ``step`` and ``videos``.
     Parameters are kept **per class** (ParameterLists) so that an optimizer step after a
     class's backward only moves that class (grads of the others stay ``None``).
+
+    Class sharding (:meth:`share`, set by the runner under torchrun): a rank updates only
+    ``classes`` (r, r + W, …); every random draw of class c comes from its own generator
+    (:func:`class_generators`), so a class learns the same on any rank;
+    :meth:`in_class_order` collects per-class numbers from every rank so losses (and
+    gradients of shared parameters) are summed in class order, as one process does.
     """
 
     config_cls: type[SynthConfig] = SynthConfig
@@ -205,6 +220,31 @@ class Synthesizer(nn.Module):
         self.store, self.vpc, self.config, self.seed = store, vpc, config, seed
         self.num_classes = store.num_classes
         self.frames, self.size = store.spec.frames, store.spec.size
+        self.classes = list(range(self.num_classes))  # the classes this rank updates
+        self.sharded = False
+
+    # -- class sharding ---------------------------------------------------------------
+    def share(self, rank: int, world: int) -> None:
+        """Update only classes ``rank, rank + world, …`` (the others ranks' classes)."""
+        self.classes = list(range(rank, self.num_classes, world))
+        self.sharded = world > 1
+
+    def in_class_order(self, mine: dict[int, Any], what: str) -> list[Any]:
+        """Every class's value — this rank's ``mine`` (class → value) and the other
+        ranks' — in class order (small, picklable values)."""
+        if not self.sharded:
+            return [mine[c] for c in range(self.num_classes)]
+        return distributed.all_gather_in_order(
+            [mine[c] for c in self.classes], self.num_classes, mode="strided", what=what
+        )
+
+    def class_state(self, c: int) -> dict[str, torch.Tensor]:
+        """The learned tensors of class ``c`` (entry c of every per-class ParameterList)."""
+        return {
+            f"{name}.{c}": child[c].detach()
+            for name, child in self.named_children()
+            if isinstance(child, nn.ParameterList) and len(child) == self.num_classes
+        }
 
     def phi(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The matching embedding of ``x`` under ``net`` (``config.embedding``)."""

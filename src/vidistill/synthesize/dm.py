@@ -33,7 +33,13 @@ import torch.nn as nn
 
 from vidistill.registry import register
 from vidistill.synthesize import clip_aug
-from vidistill.synthesize.common import RealSampler, SynthConfig, Synthesizer, matching_loss
+from vidistill.synthesize.common import (
+    RealSampler,
+    SynthConfig,
+    Synthesizer,
+    class_generators,
+    matching_loss,
+)
 
 AUGMENTS = ("none", "clip")
 
@@ -56,10 +62,10 @@ class DM(Synthesizer):
             raise ValueError(f"dm init must be 'real' or 'noise', got {config.init!r}")
         if config.augment not in AUGMENTS:
             raise ValueError(f"dm augment must be one of {AUGMENTS}, got {config.augment!r}")
-        gen = torch.Generator().manual_seed(seed)
+        gens = class_generators(torch.Generator().manual_seed(seed), self.num_classes)
         sampler = RealSampler(store, batch=vpc)
         per_class = []
-        for c in range(self.num_classes):
+        for c, gen in enumerate(gens):
             if config.init == "real":
                 x = sampler.batch_of(c, gen)
                 if x.shape[0] < vpc:  # fewer real clips than vpc: repeat them
@@ -87,13 +93,17 @@ class DM(Synthesizer):
 
     def step(self, it, net, sampler: RealSampler, gen, optimizers):
         opt = optimizers["videos"]
-        total = 0.0
-        for c in range(self.num_classes):
-            loss = self.class_loss(c, net, sampler.batch_of(c, gen), gen)
+        gens = class_generators(gen, self.num_classes)
+        losses = {}
+        for c in self.classes:
+            loss = self.class_loss(c, net, sampler.batch_of(c, gens[c]), gens[c])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach())
+            losses[c] = float(loss.detach())
+        total = 0.0
+        for value in self.in_class_order(losses, "dm losses"):
+            total += value
         return {"loss": total / self.num_classes}
 
     @torch.no_grad()

@@ -88,6 +88,7 @@ from vidistill.synthesize.common import (
     RealSampler,
     SynthConfig,
     Synthesizer,
+    class_generators,
     diversity_loss,
     hinge_diversity_loss,
     matching_loss,
@@ -163,7 +164,7 @@ class IDTD(Synthesizer):
         cfg = self.config
         m, k, t, s = vpc, cfg.k, self.frames, self.size
         cp = cfg.pool_channels or 3 * k
-        gen = torch.Generator().manual_seed(seed)
+        gens = class_generators(torch.Generator().manual_seed(seed), self.num_classes)
         need_real = cfg.variant in ("stitch", "densify-only") or cfg.init == "real"
         if cfg.init == "real" and cfg.variant in ("full", "diversify-only") and cp != 3 * k:
             raise ValueError(f"init=real needs pool_channels = 3·K = {3 * k}, got {cp}")
@@ -171,7 +172,7 @@ class IDTD(Synthesizer):
         pools, sel_w, sel_b, segs = [], [], [], []
         mix, kern, bias = [], [], []
         self.kernel = k + 2 * cfg.fusor_pad if cfg.fusor == "strided" else cfg.fusor_len
-        for c in range(self.num_classes):
+        for c, gen in enumerate(gens):
             real = None
             if need_real:
                 real = sampler.batch_of(c, gen)
@@ -313,14 +314,18 @@ class IDTD(Synthesizer):
         if not optimizers:  # Table 3-A: nothing to learn
             return {"loss": 0.0}
         opt = optimizers["idtd"]
-        sums: dict[str, float] = {}
-        for c in range(self.num_classes):
+        gens = class_generators(gen, self.num_classes)
+        mine: dict[int, dict[str, float]] = {}
+        for c in self.classes:
             with torch.no_grad():
-                real_feats = self.phi(net, sampler.batch_of(c, gen))
-            loss, parts = self.class_loss(c, net, real_feats, gen)
+                real_feats = self.phi(net, sampler.batch_of(c, gens[c]))
+            loss, parts = self.class_loss(c, net, real_feats, gens[c])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            mine[c] = parts
+        sums: dict[str, float] = {}
+        for parts in self.in_class_order(mine, "idtd losses"):
             for key, val in parts.items():
                 sums[key] = sums.get(key, 0.0) + val / self.num_classes
         return sums

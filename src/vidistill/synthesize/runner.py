@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from vidistill import registry
+from vidistill import distributed, registry
 from vidistill.atomic import save_safetensors_atomic, write_json_atomic
 from vidistill.clipstore import ClipRecord, ClipStore, write_store
 from vidistill.evaluate.costs import peak_rss_mb
@@ -107,6 +107,17 @@ def _load_checkpoint(
     )
 
 
+def _checkpoint_iteration(path: Path, key: str) -> int | None:
+    """The iteration a checkpoint of this run reached (None: none, or another run's)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    return int(meta["iteration"]) if meta.get("key") == key else None
+
+
 def synthesize(
     store: str | Path | ClipStore,
     method: str,
@@ -118,7 +129,14 @@ def synthesize(
     progress: bool = True,
     preview: bool = True,
 ) -> SyntheticSet:
-    """Learn a synthetic set with ``method`` at ``vpc`` and write it under ``out``."""
+    """Learn a synthetic set with ``method`` at ``vpc`` and write it under ``out``.
+
+    Called by every rank of a launched job, the classes are shared out (rank r updates
+    classes r, r + W, …, :meth:`Synthesizer.share`), each rank checkpoints its own
+    ``checkpoint.rankR-of-W.safetensors`` (resumed at the same W), and rank 0 gathers every
+    class's tensors and writes the set: the one-process set, as each class draws from its
+    own generator."""
+    ctx = distributed.init()
     store = store if isinstance(store, ClipStore) else ClipStore(store)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +148,12 @@ def synthesize(
     sampler = RealSampler(store, batch=synth.config.real_batch)
     start, history, prior = 0, [], 0.0
     ckpt = out / CHECKPOINT
-    if ckpt.is_file():
+    if ctx.distributed:
+        synth.share(ctx.rank, ctx.world)
+        ckpt = out / f"checkpoint.rank{ctx.rank}-of-{ctx.world}.safetensors"
+    # resume only where every rank can (their classes must be at one iteration)
+    reached = distributed.all_gather(_checkpoint_iteration(ckpt, key), "find checkpoints")
+    if reached[0] is not None and len(set(reached)) == 1:
         loaded = _load_checkpoint(ckpt, synth, opts, key)
         if loaded is not None:
             start, history, prior = loaded
@@ -138,7 +161,7 @@ def synthesize(
     bar = tqdm(
         range(start, iterations),
         desc=f"{method} vpc={vpc}",
-        disable=not progress,
+        disable=not (progress and ctx.is_main),
         initial=start,
         total=iterations,
     )
@@ -153,29 +176,49 @@ def synthesize(
                 ckpt, synth, opts, it + 1, key, history, prior + time.perf_counter() - t0
             )
     loop_seconds = time.perf_counter() - t_loop
-    videos, labels = synth.videos()
-    seconds = prior + time.perf_counter() - t0
-    meta = {
-        "method": method,
-        "vpc": vpc,
-        "seed": seed,
-        "config": cfg,
-        "store": str(store.root),
-        "iterations": iterations,
-        "seconds": round(seconds, 2),
-        "seconds_per_iteration": round(loop_seconds / max(1, iterations - start), 4),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "bytes_stored": synth.bytes_stored(),
-        "videos": int(videos.shape[0]),
-        "final_loss": history[-1] if history else None,
-        **synth.meta(),
-    }
-    result = SyntheticSet(videos.float(), labels, list(store.class_names), meta)
-    result.save(out)
-    if preview:
-        write_preview(result, out / "preview", store.spec)
-    write_json_atomic(out / "done.json", {**meta, "history": history})
-    return result
+
+    def finish() -> SyntheticSet:
+        videos, labels = synth.videos()
+        seconds = prior + time.perf_counter() - t0
+        meta = {
+            "method": method,
+            "vpc": vpc,
+            "seed": seed,
+            "config": cfg,
+            "store": str(store.root),
+            "iterations": iterations,
+            "seconds": round(seconds, 2),
+            "seconds_per_iteration": round(loop_seconds / max(1, iterations - start), 4),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "bytes_stored": synth.bytes_stored(),
+            "videos": int(videos.shape[0]),
+            "final_loss": history[-1] if history else None,
+            **synth.meta(),
+        }
+        result = SyntheticSet(videos.float(), labels, list(store.class_names), meta)
+        result.save(out)
+        if preview:
+            write_preview(result, out / "preview", store.spec)
+        write_json_atomic(out / "done.json", {**meta, "history": history})
+        return result
+
+    if not ctx.distributed:
+        return finish()
+    # rank 0 takes every class's tensors from the rank that learned them, and writes
+    states = distributed.gather_in_order(
+        [synth.class_state(c) for c in synth.classes],
+        synth.num_classes,
+        mode="strided",
+        what="gather the learned classes",
+    )
+
+    def write() -> None:
+        for state in states or []:
+            synth.load_state_dict(state, strict=False)
+        finish()
+
+    distributed.on_main(write, "write the synthetic set")
+    return SyntheticSet.load(out)
 
 
 def write_preview(syn: SyntheticSet, root: Path, spec) -> ClipStore:

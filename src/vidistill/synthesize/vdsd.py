@@ -57,7 +57,13 @@ import torch
 import torch.nn as nn
 
 from vidistill.registry import register
-from vidistill.synthesize.common import RealSampler, SynthConfig, Synthesizer, matching_loss
+from vidistill.synthesize.common import (
+    RealSampler,
+    SynthConfig,
+    Synthesizer,
+    class_generators,
+    matching_loss,
+)
 
 # VDSD README, DM+Ours on MiniUCF: VPC → (lr_dynamic, lr_hal)
 PUBLISHED_LR = {1: (1e-4, 1e-5), 5: (1e3, 1e-6)}
@@ -122,10 +128,10 @@ class VDSD(Synthesizer):
         cfg.lr_hal = lr_hal if cfg.lr_hal is None else float(cfg.lr_hal)
         self.n_static = cfg.static_per_slot * vpc
         self.n_dynamic = cfg.dynamic_per_slot * vpc
-        gen = torch.Generator().manual_seed(seed)
+        gens = class_generators(torch.Generator().manual_seed(seed), self.num_classes)
         sampler = RealSampler(store, batch=self.n_static)
         stills, dyns = [], []
-        for c in range(self.num_classes):
+        for c, gen in enumerate(gens):
             clips = sampler.batch_of(c, gen)
             clips = clips[torch.arange(self.n_static) % clips.shape[0]]
             frame = torch.randint(0, self.frames, (self.n_static,), generator=gen)
@@ -201,15 +207,31 @@ class VDSD(Synthesizer):
         opt = optimizers["static" if static else "dynamic"]
         self.still.requires_grad_(static)
         opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for c in range(self.num_classes):  # backward per class, one step on the summed loss
+        gens = class_generators(gen, self.num_classes)
+        shared = list(self.hallucinator.parameters())
+        losses: dict[int, float] = {}
+        grads: dict[int, list[torch.Tensor | None]] = {}
+        for c in self.classes:  # backward per class, one step on the summed loss
             with torch.no_grad():
-                real = self.phi(net, sampler.batch_of(c, gen))
-            pairs = None if static else self.random_pairs(gen)
+                real = self.phi(net, sampler.batch_of(c, gens[c]))
+            pairs = None if static else self.random_pairs(gens[c])
             syn = self.class_videos(c, static_only=static, pairs=pairs)
             loss = matching_loss(real, self.phi(net, syn))
             loss.backward()
-            total += float(loss.detach())
+            losses[c] = float(loss.detach())
+            grads[c] = [p.grad for p in shared]  # class c's part of the shared gradient
+            for p in shared:
+                p.grad = None
+        # the hallucinator's gradient: every class's part, summed in class order (as the
+        # accumulation of one process's backward passes), the same on every rank
+        every = self.in_class_order(grads, "vdsd hallucinator gradients")
+        for i, p in enumerate(shared):
+            for part in every:
+                if part[i] is not None:
+                    p.grad = part[i].clone() if p.grad is None else p.grad.add_(part[i])
+        total = 0.0
+        for value in self.in_class_order(losses, "vdsd losses"):
+            total += value
         opt.step()
         return {"loss": total / self.num_classes, "stage": 1.0 if static else 2.0}
 
