@@ -16,7 +16,8 @@ What "out of core" means here: prepare writes clips to the memory-mapped store a
 decode, embed streams batches into the safetensors file, select reads one class at a time.
 If a stage held the pool, its RSS would grow with the factor; the aim is an RSS about flat
 and a time about linear. Wall seconds on a shared 2-core machine measure the other
-tenants too, so CPU seconds are printed beside them.
+tenants too, so CPU seconds are printed beside them; "CPU ms per added video" is the
+marginal cost over the smallest pool (the start-up — imports, model load — is paid once).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import time
 from pathlib import Path
 
 from bench_prepare import make_videos
+
+STAGES = ["prepare", "embed", "tac-dt"]
 
 
 def run_stage(cmd: list[str]) -> tuple[float, float, float]:
@@ -99,12 +102,13 @@ def main() -> None:
                     flush=True,
                 )
     print()
-    print("| stage | pool | videos | wall s | CPU s | CPU s / video | peak RSS MB |")
+    print("| stage | pool | videos | wall s | CPU s | CPU ms per added video | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
-    for stage, factor, n, wall, cpu, rss in sorted(
-        rows, key=lambda r: (r[0] != "prepare", r[0], r[1])
-    ):
-        print(f"| {stage} | ×{factor} | {n} | {wall:.1f} | {cpu:.1f} | {cpu / n:.3f} | {rss:.0f} |")
+    first = {stage: (n, cpu) for stage, _, n, _, cpu, _ in reversed(rows)}  # smallest pool
+    for stage, factor, n, wall, cpu, rss in sorted(rows, key=lambda r: (STAGES.index(r[0]), r[1])):
+        n0, cpu0 = first[stage]
+        added = f"{1000 * (cpu - cpu0) / (n - n0):.1f}" if n > n0 else "–"
+        print(f"| {stage} | ×{factor} | {n} | {wall:.1f} | {cpu:.1f} | {added} | {rss:.0f} |")
 
 
 if __name__ == "__main__":
