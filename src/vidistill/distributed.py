@@ -379,12 +379,17 @@ def gather_in_order(
     if ctx.rank != dst:
         return None
     assert received is not None
+    return _unshard([got for _, got, _ in received], n, ctx.world, mode, what)
+
+
+def _unshard(parts: Sequence[Sequence[Any]], n: int, world: int, mode: str, what: str) -> list[Any]:
+    """Rank r's results (``parts[r]``, in the order of its shard) back in the original order."""
     out: list[Any] = [None] * n
-    for rank, got, _ in received:
-        pos = shard(n, rank, ctx.world, mode)
-        if len(got) != len(pos):
-            raise RankFailed(f"rank {rank} sent {len(got)} results for {len(pos)} items in {what}")
-        for p, item in zip(pos.tolist(), got, strict=True):
+    for rank, part in enumerate(parts):
+        pos = shard(n, rank, world, mode)
+        if len(part) != len(pos):
+            raise RankFailed(f"rank {rank} sent {len(part)} results for {len(pos)} items in {what}")
+        for p, item in zip(pos.tolist(), part, strict=True):
             out[p] = item
     return out
 
@@ -530,12 +535,4 @@ def all_gather_in_order(
     ctx = current()
     if not ctx.distributed:
         return list(items)
-    got = all_gather(list(items), what)
-    out: list[Any] = [None] * n
-    for rank, part in enumerate(got):
-        pos = shard(n, rank, ctx.world, mode)
-        if len(part) != len(pos):
-            raise RankFailed(f"rank {rank} sent {len(part)} results for {len(pos)} items in {what}")
-        for p, item in zip(pos.tolist(), part, strict=True):
-            out[p] = item
-    return out
+    return _unshard(all_gather(list(items), what), n, ctx.world, mode, what)
