@@ -209,8 +209,7 @@ class Run:
     def pending(self, name: str, config: Any, inputs: list[Path]) -> dict[str, Any] | None:
         """The stage's key if it must run; None (logged as skipped) if its marker matches."""
         key = {"config": _hash(config), "inputs": {str(p): _file_hash(p) for p in inputs}}
-        marker = self._marker(name)
-        if marker.is_file() and json.loads(marker.read_text()).get("key") == key:
+        if _marker_key(self._marker(name)) == key:
             self.log(f"[skip] {name} (done, inputs unchanged)")
             return None
         return key
@@ -268,6 +267,20 @@ class Run:
         distributed.call_all(fn, name)
         distributed.on_main(lambda: self.done(name, key, time.perf_counter() - t0), name)
         return True
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A small bookkeeping JSON (done-marker, key file); None when absent or unreadable — a
+    damaged one only means its stage runs again."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and "key" in data else None
+
+
+def _marker_key(marker: Path) -> Any:
+    return (_read_record(marker) or {}).get("key")
 
 
 def _torch_version() -> dict[str, str]:
@@ -891,8 +904,10 @@ def _train_generator(
     keyfile = model_dir / "pipeline.json"
 
     def ready() -> None:
-        old = json.loads(keyfile.read_text()) if keyfile.is_file() else None
-        if model_dir.exists() and (old is None or old["key"] != key or old["steps"] > cfg.steps):
+        old = _read_record(keyfile)
+        if model_dir.exists() and (
+            old is None or old["key"] != key or old.get("steps", 0) > cfg.steps
+        ):
             shutil.rmtree(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(keyfile, {"key": json.loads(json.dumps(key)), "steps": cfg.steps})

@@ -26,6 +26,8 @@ from tqdm import tqdm
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore, write_store
 from vidistill.datasets.base import Dataset, VideoError, VideoItem
+from vidistill.errors import CorruptArtifact
+from vidistill.integrity import read_json
 
 PARTS = ".parts"
 
@@ -113,7 +115,7 @@ def prepare(
     items = dataset.items()
     plan = _plan_hash(dataset, spec, items)
     if (out / "store.json").is_file():
-        head = json.loads((out / "store.json").read_text())
+        head = read_json(out / "store.json", f"`vidistill prepare` into {out}")
         if head.get("plan") == plan:
             return ClipStore(out)
         raise FileExistsError(
@@ -160,7 +162,7 @@ def prepare(
     for i in range(len(items)):
         sp = _skip_path(parts, i)
         if sp.exists():
-            rec = json.loads(sp.read_text())
+            rec = read_json(sp, f"`vidistill prepare` (only that video is decoded again): {out}")
             skipped.append({**asdict(items[i]), "status": "skipped", "reason": rec["reason"]})
 
     if not ok:
@@ -176,7 +178,16 @@ def prepare(
 
     def stream() -> Iterator[np.ndarray]:
         for i in ok:
-            yield np.load(_part_path(parts, i), allow_pickle=False)
+            part = _part_path(parts, i)
+            try:
+                clip = np.load(part, allow_pickle=False)
+            except (ValueError, EOFError, OSError) as err:
+                remake = "`vidistill prepare` (only that video is decoded again)"
+                raise CorruptArtifact(part, f"unreadable part: {err}", remake) from err
+            if clip.shape != spec.shape or clip.dtype != np.uint8:
+                remake = "`vidistill prepare` (only that video is decoded again)"
+                raise CorruptArtifact(part, f"holds {clip.shape} {clip.dtype}", remake)
+            yield clip
 
     records = [{**asdict(items[i]), "status": "ok"} for i in ok]
     store = write_store(

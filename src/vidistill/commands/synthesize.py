@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vidistill import registry
-from vidistill.commands.app import key_value_option, main, parse_key_values
+from vidistill.commands.app import clean_errors, key_value_option, main, parse_key_values
 
 
 @main.command()
@@ -78,7 +78,7 @@ def synthesize(
     ):
         if value is not None:
             opts[key] = value
-    try:
+    with clean_errors():
         result = run(
             store,
             method,
@@ -90,8 +90,6 @@ def synthesize(
             progress=not quiet,
             preview=not no_preview,
         )
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        raise click.UsageError(str(err).strip("'\"")) from err
     m = result.meta
     click.echo(
         f"{method}: {len(result)} videos ({m['bytes_stored'] / 2**20:.2f} MiB stored) in "

@@ -103,21 +103,33 @@ class EmbeddingFile:
     """Read side: metadata and small vectors eagerly, the ``(n, D)`` matrix by row slices."""
 
     def __init__(self, path: str | Path):
-        from safetensors import safe_open
+        from vidistill.errors import CorruptArtifact
+        from vidistill.integrity import open_safetensors
 
         self.path = Path(path)
+        remake = f"`vidistill embed {self.path.parent.parent} --embedder {self.path.stem}`"
         if not self.path.is_file():
             raise FileNotFoundError(
-                f"no embeddings at {self.path}; compute them first with "
-                f"`vidistill embed {self.path.parent.parent} --embedder {self.path.stem}`"
+                f"no embeddings at {self.path}; compute them first with {remake}"
             )
-        self._fh = safe_open(str(self.path), framework="numpy")
+        self._fh = open_safetensors(self.path, remake, framework="numpy")
         self.metadata: dict[str, str] = self._fh.metadata() or {}
         keys = set(self._fh.keys())
+        missing = {"indices", "labels", "embeddings"} - keys
+        if missing:
+            raise CorruptArtifact(self.path, f"no {sorted(missing)} tensor(s)", remake)
         self.indices = self._fh.get_tensor("indices")
         self.labels = self._fh.get_tensor("labels")
         self._emb = self._fh.get_slice("embeddings")
-        self.n, self.dim = (int(s) for s in self._emb.get_shape())
+        shape = [int(s) for s in self._emb.get_shape()]
+        if len(shape) != 2 or len(self.indices) != shape[0] or len(self.labels) != shape[0]:
+            raise CorruptArtifact(
+                self.path,
+                f"embeddings {shape} do not match {len(self.indices)} indices / "
+                f"{len(self.labels)} labels",
+                remake,
+            )
+        self.n, self.dim = shape
         self._probs = self._fh.get_slice("probs") if "probs" in keys else None
         self._logits = self._fh.get_slice("logits") if "logits" in keys else None
 

@@ -80,6 +80,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from vidistill.errors import stop_if_not_finite
 from vidistill.select.base import ClassData, selector
 
 LOSSES = ("ce", "ce+div", "ce+rep", "all")
@@ -259,7 +260,7 @@ def fit_vst_unet(
     history: list[float] = []
     reward_history: list[float] = []
     bar = tqdm(range(epochs), desc="vst-unet fit", unit="epoch", disable=None, leave=False)
-    for _ in bar:
+    for epoch in bar:
         total, total_r = 0.0, 0.0
         for c, (data, x) in enumerate(zip(classes, inputs, strict=True)):
             _, logits, g = model(x)
@@ -275,6 +276,12 @@ def fit_vst_unet(
                 loss = loss - ((r - b) * plackett_luce_log_prob(score, sel)).mean()
                 baseline[c] = 0.9 * average + 0.1 * float(r.mean())
                 total_r += float(greedy)
+            stop_if_not_finite(
+                float(loss.detach()),
+                f"vst-unet fit, epoch {epoch + 1}, class {data.name!r}",
+                "nothing was written (the selection is made only after the fit)",
+                "Lower -o lr=... or change -o seed / the embeddings and select again",
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
