@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vidistill.atomic import write_bytes_atomic, write_json_atomic
+from vidistill.atomic import remove_stale_temps, write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore, write_store
 from vidistill.datasets.base import Dataset, VideoError, VideoItem
 from vidistill.errors import CorruptArtifact
@@ -123,6 +123,7 @@ def prepare(
         )
     parts = out / PARTS
     parts.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(parts)  # parts a killed run was writing
     plan_file = parts / "plan.txt"
     if plan_file.is_file() and plan_file.read_text() != plan:
         shutil.rmtree(parts)  # leftovers of a different plan: never mix them in

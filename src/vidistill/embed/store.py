@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from vidistill.atomic import FILE_MODE, remove_stale_temps, temp_prefix
+
 MAX_WINDOW_ROWS = 8192  # file rows per read: 46 MB at D=1408, however large the budget
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
 
@@ -69,10 +71,12 @@ class StreamingSafetensorsWriter:
         blob = json.dumps(header, separators=(",", ":")).encode()
         blob += b" " * (-len(blob) % 8)  # the format aligns the data section to 8 bytes
         self._data_start = 8 + len(blob)
+        remove_stale_temps(self.path.parent, self.path.name)
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+            prefix=temp_prefix(self.path), suffix=".tmp", dir=self.path.parent
         )
         self._tmp = Path(tmp)
+        os.fchmod(fd, FILE_MODE)
         self._fh = os.fdopen(fd, "w+b")
         self._fh.write(struct.pack("<Q", len(blob)) + blob)
         self._fh.truncate(self._data_start + pos)
