@@ -139,24 +139,24 @@ def prepare(
     start = time.perf_counter()
     jobs = ((items[i], spec, str(parts), i) for i in todo)
     _init_worker(dataset)
-    bar = tqdm(
+    with tqdm(  # closed on an error too, so the error starts its own line
         total=len(items),
         initial=len(items) - len(todo),
         desc=f"prepare {dataset.name}",
         unit="clip",
         disable=not progress,
-    )
-    if workers == 1 or len(todo) <= 1:
-        for job in jobs:
-            _work(job)
-            bar.update()
-    else:
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=_init_pool_worker, initargs=(dataset, os.getpid())
-        ) as pool:
-            for _ in pool.map(_work, jobs, chunksize=max(1, min(16, len(todo) // (4 * workers)))):
+    ) as bar:
+        if workers == 1 or len(todo) <= 1:
+            for job in jobs:
+                _work(job)
                 bar.update()
-    bar.close()
+        else:
+            chunks = max(1, min(16, len(todo) // (4 * workers)))
+            with ProcessPoolExecutor(
+                max_workers=workers, initializer=_init_pool_worker, initargs=(dataset, os.getpid())
+            ) as pool:
+                for _ in pool.map(_work, jobs, chunksize=chunks):
+                    bar.update()
 
     ok = [i for i in range(len(items)) if _part_path(parts, i).exists()]
     skipped = []

@@ -57,7 +57,8 @@ def one_error_line(res: Result, *needles: str) -> str:
     assert res.exit_code != 0, res.output
     assert isinstance(res.exception, SystemExit), f"uncaught {res.exception!r}\n{res.output}"
     assert "Traceback" not in res.output
-    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    # a progress bar cut short by the error may share its line
+    errors = [ln[ln.index("Error:") :] for ln in res.output.splitlines() if "Error:" in ln]
     assert len(errors) == 1, res.output
     for needle in needles:
         assert needle in errors[0], (needle, errors[0])
@@ -240,6 +241,7 @@ class DiskFull:
     def __init__(self, root: Path, budget: float):
         self.root, self.budget, self.written = str(root.resolve()), budget, 0
         self.files: list[str] = []  # every file opened for writing under root, in order
+        self.offsets: list[int] = []  # bytes written before each of them was opened
         self.failed: str | None = None
 
     def wrap(self, real_open: Callable[..., Any]) -> Callable[..., Any]:
@@ -249,6 +251,7 @@ class DiskFull:
             if path is None:
                 return fh
             self.files.append(path)
+            self.offsets.append(self.written)
             return _Metered(fh, self, path)
 
         return fake_open
