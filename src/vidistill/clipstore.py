@@ -96,7 +96,7 @@ class ClipStore:
             )
             raise FileNotFoundError(f"{self.root} is not a ClipStore: no store.json{hint}")
         remake = _remake(self.root)
-        info = read_json(head, remake)
+        info = read_json(head, remake, self.root)
         if not isinstance(info, dict) or info.get("format") != FORMAT:
             fmt = info.get("format") if isinstance(info, dict) else None
             raise ValueError(f"{head}: unsupported format {fmt!r}, expected {FORMAT!r}")
@@ -106,14 +106,16 @@ class ClipStore:
             self.spec = ClipSpec(**info["spec"])
             self.class_names: list[str] = [str(c) for c in info["class_names"]]
         except (KeyError, TypeError, ValueError) as err:
-            raise CorruptArtifact(head, f"bad spec or class names: {err}", remake) from err
+            raise CorruptArtifact(
+                head, f"bad spec or class names: {err}", remake, self.root
+            ) from err
         self.dataset: str = info.get("dataset", "unknown")
         mpath = self.root / "manifest.json"
         if not mpath.is_file():
-            raise CorruptArtifact(mpath, "missing", remake)
+            raise CorruptArtifact(mpath, "missing", remake, self.root)
         raw = mpath.read_bytes()
         _check_crc(mpath, info, f"{zlib.crc32(raw):08x}", "manifest_crc32", remake)
-        manifest = read_json(mpath, remake)
+        manifest = read_json(mpath, remake, self.root)
         self.records, self.skipped = _manifest_records(mpath, manifest, info, remake)
         n = len(self.records)
         self.labels = np.array([r["label"] for r in self.records], dtype=np.int64)
@@ -123,7 +125,9 @@ class ClipStore:
         size = path.stat().st_size if path.is_file() else None
         if size != expected:
             have = "missing" if size is None else f"{size} bytes"
-            raise CorruptArtifact(path, f"{have}, expected {expected} for {n} clips", remake)
+            raise CorruptArtifact(
+                path, f"{have}, expected {expected} for {n} clips", remake, self.root
+            )
         self.videos = (
             np.memmap(path, dtype=np.uint8, mode="r", shape=(n, *self.spec.shape))
             if n
@@ -200,7 +204,9 @@ def _head_crc(head: dict[str, Any]) -> str:
 def _check_crc(path: Path, head: dict[str, Any], actual: str, key: str, remake: str) -> None:
     """Stores written before the CRCs existed have none: nothing to check."""
     if key in head and head[key] != actual:
-        raise CorruptArtifact(path, "checksum mismatch: its bytes changed after writing", remake)
+        raise CorruptArtifact(
+            path, "checksum mismatch: its bytes changed after writing", remake, path.parent
+        )
 
 
 def _manifest_records(
@@ -209,7 +215,7 @@ def _manifest_records(
     """The manifest's clip records, each checked for a label in range and a split name."""
     clips = manifest.get("clips") if isinstance(manifest, dict) else None
     if not isinstance(clips, list):
-        raise CorruptArtifact(path, "no 'clips' list", remake)
+        raise CorruptArtifact(path, "no 'clips' list", remake, path.parent)
     num_classes = len(head.get("class_names", []))
     for i, r in enumerate(clips):
         ok = (
@@ -219,10 +225,15 @@ def _manifest_records(
             and isinstance(r.get("split"), str)
         )
         if not ok:
-            raise CorruptArtifact(path, f"record {i} is not a clip with a valid label", remake)
+            raise CorruptArtifact(
+                path, f"record {i} is not a clip with a valid label", remake, path.parent
+            )
     if "count" in head and head["count"] != len(clips):
         raise CorruptArtifact(
-            path, f"{len(clips)} records but store.json says {head['count']} clips", remake
+            path,
+            f"{len(clips)} records but store.json says {head['count']} clips",
+            remake,
+            path.parent,
         )
     skipped = manifest.get("skipped", [])
     return clips, skipped if isinstance(skipped, list) else []

@@ -15,9 +15,10 @@ class CorruptArtifact(ValueError):
     tool): the message names the file and the command that makes it again, instead of a
     parser or torch traceback from deep inside a loader."""
 
-    def __init__(self, path: object, problem: str, remake: str):
+    def __init__(self, path: object, problem: str, remake: str, delete: object = None):
         self.path, self.problem, self.remake = str(path), problem, remake
-        super().__init__(f"{path} is damaged ({problem}); delete it and re-run {remake}")
+        what = "it" if delete is None else str(delete)
+        super().__init__(f"{path} is damaged ({problem}); delete {what} and re-run {remake}")
 
 
 class NonFiniteLoss(ArithmeticError):

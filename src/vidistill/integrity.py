@@ -46,13 +46,14 @@ def content_crc(tensors: Mapping[str, Any], metadata: Mapping[str, str] | None =
     return f"{crc:08x}"
 
 
-def read_json(path: str | Path, remake: str) -> Any:
-    """``json.loads`` of a file we wrote; unreadable → :class:`CorruptArtifact`."""
+def read_json(path: str | Path, remake: str, delete: str | Path | None = None) -> Any:
+    """``json.loads`` of a file we wrote; unreadable → :class:`CorruptArtifact` (``delete``:
+    what the user should delete, when not the file itself)."""
     path = Path(path)
     try:
         return json.loads(path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CorruptArtifact(path, f"not valid JSON: {err}", remake) from err
+        raise CorruptArtifact(path, f"not valid JSON: {err}", remake, delete) from err
 
 
 def _safetensors_error() -> type[Exception]:

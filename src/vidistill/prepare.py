@@ -115,7 +115,7 @@ def prepare(
     items = dataset.items()
     plan = _plan_hash(dataset, spec, items)
     if (out / "store.json").is_file():
-        head = read_json(out / "store.json", f"`vidistill prepare` into {out}")
+        head = read_json(out / "store.json", f"`vidistill prepare` into {out}", out)
         if head.get("plan") == plan:
             return ClipStore(out)
         raise FileExistsError(
