@@ -39,6 +39,7 @@ import yaml
 from vidistill import __version__, distributed, registry
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore
+from vidistill.config_check import check_config
 from vidistill.errors import RunInUse
 from vidistill.evaluate.costs import peak_rss_mb
 
@@ -112,7 +113,15 @@ def load_config(path_or_name: str | Path) -> dict[str, Any]:
         text = shipped.read_text()
     else:
         text = path.read_text()
-    user = yaml.safe_load(text) or {}
+    try:
+        user = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path_or_name}: not valid YAML ({err})".replace("\n", " ")) from err
+    if not isinstance(user, dict):
+        raise ValueError(
+            f"{path_or_name}: a config is a YAML mapping (key: value lines), not a "
+            f"{type(user).__name__}; see the shipped presets, e.g. toy-quick"
+        )
     unknown = set(user) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; valid keys: {sorted(DEFAULTS)}")
@@ -120,7 +129,7 @@ def load_config(path_or_name: str | Path) -> dict[str, Any]:
     for k, v in user.items():
         cfg[k] = {**cfg[k], **v} if isinstance(cfg[k], dict) and isinstance(v, dict) else v
     generate_settings(cfg.get("generate"))  # a bad generate section fails here, in one line
-    return cfg
+    return check_config(cfg)
 
 
 def generate_settings(section: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -451,6 +460,7 @@ def _run_pipeline(
         random_subset,
     )
 
+    check_config(config)  # before anything is written (also for configs made in Python)
     gen = generate_settings(config.get("generate"))
     for ref in config["references"]:
         if ref in GENERATE_REFERENCES and gen is None:

@@ -51,7 +51,14 @@ def random_indices(store: ClipStore, vpc: int, seed: int, split: str = "train") 
     for c, name in enumerate(store.class_names):
         pool = store.indices(split, c)
         if len(pool) < vpc:
-            raise ValueError(f"class {name!r} has {len(pool)} {split} clips, fewer than vpc={vpc}")
+            fix = (
+                "an empty class: add clips to it or leave it out of the store (--only-classes)"
+                if len(pool) == 0
+                else f"lower --vpc to at most {len(pool)}"
+            )
+            raise ValueError(
+                f"class {name!r} has {len(pool)} {split} clips, fewer than vpc={vpc}: {fix}"
+            )
         picked.append(np.sort(rng.choice(pool, size=vpc, replace=False)))
     return np.concatenate(picked)
 
