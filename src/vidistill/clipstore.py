@@ -30,6 +30,7 @@ import torch
 
 from vidistill.atomic import json_default, named_os_error, write_json_atomic
 from vidistill.errors import CorruptArtifact
+from vidistill.fieldcheck import check_kinds
 from vidistill.integrity import read_json
 from vidistill.transforms import to_model_input
 
@@ -52,6 +53,7 @@ class ClipSpec:
     short_policy: str = "loop"
 
     def __post_init__(self) -> None:
+        check_kinds(self, "clip spec")
         if self.frames < 1 or self.size < 8 or self.stride < 1:
             raise ValueError(f"bad clip spec {self}: need frames>=1, size>=8, stride>=1")
         if self.short_policy not in SHORT_POLICIES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from vidistill import registry
+from vidistill.clipstore import ClipSpec
 
 REFERENCES = ("full-real", "random", "full-syn", "random-real")
 
@@ -29,6 +30,21 @@ def _names(key: str, got: Any, kind: str) -> None:
         _fail(key, f"a list of {kind} names, e.g. [{', '.join(registry.names(kind)[:2])}]", got)
     for name in got:
         registry.get(kind, name)  # unknown: a KeyError listing the valid names
+
+
+def _recipe(ev: dict[str, Any]) -> Any:
+    from vidistill.evaluate.recipe import Recipe
+
+    overrides = {k: v for k, v in ev.items() if k not in ("preset", "runs", "seed")}
+    return Recipe.preset(ev.get("preset", "toy-quick"), **overrides)
+
+
+def _build(key: str, make: Any) -> None:
+    """Build what the section describes now (unknown or ill-kinded fields fail here)."""
+    try:
+        make()
+    except TypeError as err:  # an unknown field name
+        raise ValueError(f"config: {key}: {err}") from err
 
 
 def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +79,8 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         _fail("evaluate.runs", "an integer >= 1", ev.get("runs"))
     if not _int(ev.get("seed", 0)):
         _fail("evaluate.seed", "an integer", ev.get("seed"))
+    _build("evaluate", lambda: _recipe(ev))
+    _build("spec", lambda: ClipSpec(**{**ClipSpec().to_dict(), **cfg["spec"]}))
     if not isinstance(cfg.get("report"), bool):
         _fail("report", "true or false", cfg.get("report"))
     return cfg

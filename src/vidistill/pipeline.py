@@ -151,19 +151,32 @@ def generate_settings(section: dict[str, Any] | None) -> dict[str, Any] | None:
             "generate: give `weights` (a trained generator, nothing is trained) or "
             "`train`/`init` (train one here), not both"
         )
+    for k in ("weights", "init", "vae", "device"):
+        if g[k] is not None and not isinstance(g[k], str):
+            raise ValueError(f"generate.{k} must be a path / name (a string), got {g[k]!r}")
     if g["weights"] is None:
         from vidistill.generate.config import GenerateConfig, preset
 
+        if g["train"] is not None and not isinstance(g["train"], dict):
+            raise ValueError(
+                f"generate.train must be a mapping ({{preset: toy, steps: ...}}), got {g['train']!r}"
+            )
         train = dict(g["train"] or {})
         base = preset(str(train.pop("preset", "toy")))
         g["train"] = GenerateConfig.from_dict({**base.to_dict(), **train}).to_dict()
     from vidistill.generate.sample import SAMPLERS
 
-    if g["sampler"] not in SAMPLERS:
+    if not isinstance(g["sampler"], str) or g["sampler"] not in SAMPLERS:
         raise ValueError(f"generate.sampler {g['sampler']!r}: choose one of {list(SAMPLERS)}")
     for k in ("pool_per_class", "steps", "batch"):
-        if not isinstance(g[k], int) or g[k] < 1:
+        if not isinstance(g[k], int) or isinstance(g[k], bool) or g[k] < 1:
             raise ValueError(f"generate.{k} must be an integer >= 1, got {g[k]!r}")
+    if not isinstance(g["cfg"], int | float) or isinstance(g["cfg"], bool):
+        raise ValueError(f"generate.cfg (guidance scale) must be a number, got {g['cfg']!r}")
+    if not isinstance(g["seed"], int) or isinstance(g["seed"], bool):
+        raise ValueError(f"generate.seed must be an integer, got {g['seed']!r}")
+    if not isinstance(g["ema"], bool):
+        raise ValueError(f"generate.ema must be true or false, got {g['ema']!r}")
     if not isinstance(g["spec"], dict):
         raise ValueError(
             f"generate.spec: a clip spec mapping (frames, size, ...), got {g['spec']!r}"

@@ -77,10 +77,16 @@ def parse_key_values(items: tuple[str, ...], example: str = "threshold=0.3") -> 
                 f"{item!r}: expected KEY=VALUE (e.g. -o {example})", param_hint="-o"
             )
         key, value = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if not key:
+            raise click.BadParameter(
+                f"{item!r}: the option name before '=' is empty (e.g. -o {example})",
+                param_hint="-o",
+            )
         try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value.strip()
+            out[key] = value.strip()
     return out
 
 
