@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,7 @@ EVAL = ["--preset", "toy-quick", "--width", "0.125", "--epochs", "2", "--min-ste
 EMBED = ["-o", "epochs=2", "-o", "min_steps=0"]
 
 _records: list[dict] = []
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "fault(category): a fault-injection test (tests/faults)")
+_started = time.time()
 
 
 class Ledger:
@@ -84,7 +82,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = os.environ.get("VIDISTILL_FAULT_REPORT")
     if path and _records:
-        Path(path).write_text(json.dumps({"categories": CATEGORIES, "tests": _records}, indent=1))
+        report = {"categories": CATEGORIES, "seconds": time.time() - _started, "tests": _records}
+        Path(path).write_text(json.dumps(report, indent=1))
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,10 @@ from pathlib import Path
 import click
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
+pytest.importorskip("hypothesis")  # the dev extra; tests/faults runs without it otherwise
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from vidistill.clipstore import ClipStore, _head_crc
 from vidistill.commands.app import parse_key_values
