@@ -248,7 +248,9 @@ def fit_vst_unet(
     ld, lrep = lambdas(vpc, losses, lambda_div, lambda_rep)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = VSTUNet(shape[0], max(d.label for d in classes) + 1, width)
+    # at least 2 outputs: fitted on label 0 alone (run_selector on one class), a lone logit
+    # has no competitor, its log-odds are +inf and the policy-gradient term NaN
+    model = VSTUNet(shape[0], max(2, max(d.label for d in classes) + 1), width)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     inputs = [_latents(d, shape) for d in classes]
     rewards = [ClassRewards(x) if (ld or lrep) else None for x in inputs]
