@@ -8,12 +8,18 @@ Layout of a store directory::
 
 Raw bytes (not .npy) so any tool can memory-map it given ``store.json``; uint8 so a
 100k-clip pool of 8×64² clips is 9.8 GB on disk and never has to fit in RAM.
+
+``store.json`` carries a CRC-32 of itself and of ``manifest.json`` (checked on open: a
+damaged store is refused, naming the file, instead of read with wrong labels); the size of
+``clips.u8`` is checked against the clip count. Its pixels carry no checksum — hashing
+gigabytes on every open would cost more than it protects, and any byte is a valid pixel.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidistill.atomic import write_json_atomic
+from vidistill.atomic import json_default, named_os_error, write_json_atomic
+from vidistill.errors import CorruptArtifact
+from vidistill.fieldcheck import check_kinds
+from vidistill.integrity import read_json
 from vidistill.transforms import to_model_input
 
 FORMAT = "vidistill-clipstore/1"
@@ -44,6 +53,7 @@ class ClipSpec:
     short_policy: str = "loop"
 
     def __post_init__(self) -> None:
+        check_kinds(self, "clip spec")
         if self.frames < 1 or self.size < 8 or self.stride < 1:
             raise ValueError(f"bad clip spec {self}: need frames>=1, size>=8, stride>=1")
         if self.short_policy not in SHORT_POLICIES:
@@ -87,26 +97,38 @@ class ClipStore:
                 else ""
             )
             raise FileNotFoundError(f"{self.root} is not a ClipStore: no store.json{hint}")
-        info = json.loads(head.read_text())
-        if info.get("format") != FORMAT:
-            raise ValueError(
-                f"{head}: unsupported format {info.get('format')!r}, expected {FORMAT!r}"
-            )
+        remake = _remake(self.root)
+        info = read_json(head, remake, self.root)
+        if not isinstance(info, dict) or info.get("format") != FORMAT:
+            fmt = info.get("format") if isinstance(info, dict) else None
+            raise ValueError(f"{head}: unsupported format {fmt!r}, expected {FORMAT!r}")
+        _check_crc(head, info, _head_crc(info), "crc32", remake)
         self.info_json = info
-        self.spec = ClipSpec(**info["spec"])
-        self.class_names: list[str] = list(info["class_names"])
+        try:
+            self.spec = ClipSpec(**info["spec"])
+            self.class_names: list[str] = [str(c) for c in info["class_names"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise CorruptArtifact(
+                head, f"bad spec or class names: {err}", remake, self.root
+            ) from err
         self.dataset: str = info.get("dataset", "unknown")
-        manifest = json.loads((self.root / "manifest.json").read_text())
-        self.records: list[dict[str, Any]] = manifest["clips"]
-        self.skipped: list[dict[str, Any]] = manifest.get("skipped", [])
+        mpath = self.root / "manifest.json"
+        if not mpath.is_file():
+            raise CorruptArtifact(mpath, "missing", remake, self.root)
+        raw = mpath.read_bytes()
+        _check_crc(mpath, info, f"{zlib.crc32(raw):08x}", "manifest_crc32", remake)
+        manifest = read_json(mpath, remake, self.root)
+        self.records, self.skipped = _manifest_records(mpath, manifest, info, remake)
         n = len(self.records)
         self.labels = np.array([r["label"] for r in self.records], dtype=np.int64)
         self.splits = np.array([r["split"] for r in self.records], dtype=object)
         path = self.root / "clips.u8"
         expected = n * self.spec.clip_bytes
-        if path.stat().st_size != expected:
-            raise ValueError(
-                f"{path}: {path.stat().st_size} bytes, expected {expected} for {n} clips"
+        size = path.stat().st_size if path.is_file() else None
+        if size != expected:
+            have = "missing" if size is None else f"{size} bytes"
+            raise CorruptArtifact(
+                path, f"{have}, expected {expected} for {n} clips", remake, self.root
             )
         self.videos = (
             np.memmap(path, dtype=np.uint8, mode="r", shape=(n, *self.spec.shape))
@@ -200,6 +222,58 @@ class ClipStore:
         }
 
 
+def _remake(root: Path) -> str:
+    """The command that writes the store at ``root`` (for 'delete it and re-run ...')."""
+    if root.name == "preview":
+        return f"`vidistill synthesize` for {root.parent}"
+    if root.name == "pool" or "generated" in root.name:
+        return "`vidistill generate sample` for it"
+    return f"`vidistill prepare` into {root}"
+
+
+def _head_crc(head: dict[str, Any]) -> str:
+    body = json.dumps({k: v for k, v in head.items() if k != "crc32"}, sort_keys=True)
+    return f"{zlib.crc32(body.encode()):08x}"
+
+
+def _check_crc(path: Path, head: dict[str, Any], actual: str, key: str, remake: str) -> None:
+    """Stores written before the CRCs existed have none: nothing to check."""
+    if key in head and head[key] != actual:
+        raise CorruptArtifact(
+            path, "checksum mismatch: its bytes changed after writing", remake, path.parent
+        )
+
+
+def _manifest_records(
+    path: Path, manifest: Any, head: dict[str, Any], remake: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The manifest's clip records, each checked for a label in range and a split name."""
+    clips = manifest.get("clips") if isinstance(manifest, dict) else None
+    if not isinstance(clips, list):
+        raise CorruptArtifact(path, "no 'clips' list", remake, path.parent)
+    num_classes = len(head.get("class_names", []))
+    for i, r in enumerate(clips):
+        ok = (
+            isinstance(r, dict)
+            and isinstance(r.get("label"), int)
+            and 0 <= r["label"] < num_classes
+            and isinstance(r.get("split"), str)
+        )
+        if not ok:
+            raise CorruptArtifact(
+                path, f"record {i} is not a clip with a valid label", remake, path.parent
+            )
+    if "count" in head and head["count"] != len(clips):
+        raise CorruptArtifact(
+            path,
+            f"{len(clips)} records but store.json says {head['count']} clips",
+            remake,
+            path.parent,
+        )
+    skipped = manifest.get("skipped", [])
+    return clips, skipped if isinstance(skipped, list) else []
+
+
 def write_store(
     root: str | Path,
     spec: ClipSpec,
@@ -219,29 +293,19 @@ def write_store(
     root.mkdir(parents=True, exist_ok=True)
     (root / "store.json").unlink(missing_ok=True)  # the store is incomplete from here on
     tmp = root / ".clips.u8.tmp"
-    n = 0
-    with open(tmp, "wb") as fh:
-        for clip in clips:
-            arr = np.asarray(clip)
-            if arr.dtype != np.uint8:
-                raise TypeError(f"clips must be uint8, got {arr.dtype}")
-            if arr.shape == spec.shape:
-                arr = arr[None]
-            if arr.shape[1:] != spec.shape:
-                raise ValueError(f"clip shape {arr.shape[1:]} does not match spec {spec.shape}")
-            fh.write(np.ascontiguousarray(arr).tobytes())
-            n += arr.shape[0]
-        fh.flush()
-        os.fsync(fh.fileno())
-    recs = [r if isinstance(r, dict) else asdict(r) for r in records]
-    if n != len(recs):
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"{n} clips but {len(recs)} manifest records")
-    for r in recs:
-        if not 0 <= int(r["label"]) < len(class_names):
-            raise ValueError(f"label {r['label']} out of range for {len(class_names)} classes")
+    try:
+        n = _write_clips(tmp, spec, clips)
+        recs = [r if isinstance(r, dict) else asdict(r) for r in records]
+        if n != len(recs):
+            raise ValueError(f"{n} clips but {len(recs)} manifest records")
+        for r in recs:
+            if not 0 <= int(r["label"]) < len(class_names):
+                raise ValueError(f"label {r['label']} out of range for {len(class_names)} classes")
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a pool-sized temp file on a full disk
+        raise
     os.replace(tmp, root / "clips.u8")
-    write_json_atomic(root / "manifest.json", {"clips": recs, "skipped": list(skipped)})
+    manifest = write_json_atomic(root / "manifest.json", {"clips": recs, "skipped": list(skipped)})
     head = {
         "format": FORMAT,
         "dataset": dataset,
@@ -249,6 +313,33 @@ def write_store(
         "class_names": list(class_names),
         "count": n,
         **(extra or {}),
+        "manifest_crc32": f"{zlib.crc32(manifest.read_bytes()):08x}",
     }
+    head["crc32"] = _head_crc(json.loads(json.dumps(head, default=json_default)))
     write_json_atomic(root / "store.json", head)
     return ClipStore(root)
+
+
+def _write_clips(tmp: Path, spec: ClipSpec, clips: Iterable[np.ndarray]) -> int:
+    """Stream ``clips`` into ``tmp`` (fsynced); the number of clips written."""
+    n = 0
+    try:
+        with open(tmp, "wb") as fh:
+            for clip in clips:
+                arr = np.asarray(clip)
+                if arr.dtype != np.uint8:
+                    raise TypeError(f"clips must be uint8, got {arr.dtype}")
+                if arr.shape == spec.shape:
+                    arr = arr[None]
+                if arr.shape[1:] != spec.shape:
+                    raise ValueError(f"clip shape {arr.shape[1:]} does not match spec {spec.shape}")
+                fh.write(np.ascontiguousarray(arr).tobytes())
+                n += arr.shape[0]
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        named = named_os_error(err, tmp.with_name("clips.u8"))
+        if named is err:
+            raise
+        raise named from err
+    return n

@@ -9,6 +9,23 @@ class RunInUse(FileExistsError):
     """Another process holds this run directory's lock (two ``vidistill run`` on one --out)."""
 
 
+class CorruptArtifact(ValueError):
+    """A file a stage wrote cannot be read back (truncated, damaged bytes, a checksum that
+    does not match). Writes are atomic, so this is damage from outside (disk, copy, another
+    tool): the message names the file and the command that makes it again, instead of a
+    parser or torch traceback from deep inside a loader."""
+
+    def __init__(self, path: object, problem: str, remake: str, delete: object = None):
+        self.path, self.problem, self.remake = str(path), problem, remake
+        what = "it" if delete is None else str(delete)
+        super().__init__(f"{path} is damaged ({problem}); delete {what} and re-run {remake}")
+
+
+class NonFiniteLoss(ArithmeticError):
+    """A training loop met a NaN / Inf loss and stopped before saving anything from that step,
+    so the last checkpoint on disk is still the last good one (the message names it)."""
+
+
 # Import name → (distribution, extra) of every optional dependency (pyproject.toml
 # [project.optional-dependencies]; tests/test_first_user_errors.py keeps the two in step).
 OPTIONAL_DEPENDENCIES: dict[str, tuple[str, str]] = {
@@ -56,3 +73,12 @@ def missing_dependency_message(err: ModuleNotFoundError) -> str | None:
 class RankFailed(RuntimeError):
     """A rank of a distributed job failed (or stopped answering): raised on the other ranks
     with a message naming it, so the job ends instead of hanging (``vidistill.distributed``)."""
+
+
+def stop_if_not_finite(loss: float, what: str, kept: str, fix: str) -> None:
+    """Raise :class:`NonFiniteLoss` when ``loss`` is NaN / Inf — called before the update it
+    would make, so no weight (and nothing on disk) is poisoned. ``what`` names the loop and
+    step, ``kept`` what is still good (the last checkpoint, or that nothing was written)."""
+    if loss == loss and loss not in (float("inf"), float("-inf")):
+        return
+    raise NonFiniteLoss(f"{what}: non-finite loss {loss}; stopped, {kept}. {fix}")

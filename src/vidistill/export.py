@@ -454,15 +454,13 @@ def export(
 
 def load_export(path: str | Path) -> DistilledSet:
     """Read ``distilled.safetensors`` of an export back (the exact tensors)."""
-    from safetensors import safe_open
+    from vidistill.integrity import load_safetensors
 
     path = Path(path)
     file = path / TENSORS if path.is_dir() else path
     if not file.is_file():
         raise FileNotFoundError(f"no {TENSORS} at {path} (is it a `vidistill export` folder?)")
-    with safe_open(str(file), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    tensors, meta = load_safetensors(file, "`vidistill export` into a new folder")
     return DistilledSet(
         clips=tensors["clips"].numpy(),
         labels=tensors["labels"].numpy(),

@@ -39,6 +39,7 @@ import yaml
 from vidistill import __version__, distributed, registry
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore
+from vidistill.config_check import check_config
 from vidistill.errors import RunInUse
 from vidistill.evaluate.costs import peak_rss_mb
 
@@ -114,7 +115,15 @@ def load_config(path_or_name: str | Path) -> dict[str, Any]:
         text = shipped.read_text()
     else:
         text = path.read_text()
-    user = yaml.safe_load(text) or {}
+    try:
+        user = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path_or_name}: not valid YAML ({err})".replace("\n", " ")) from err
+    if not isinstance(user, dict):
+        raise ValueError(
+            f"{path_or_name}: a config is a YAML mapping (key: value lines), not a "
+            f"{type(user).__name__}; see the shipped presets, e.g. toy-quick"
+        )
     unknown = set(user) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; valid keys: {sorted(DEFAULTS)}")
@@ -122,7 +131,7 @@ def load_config(path_or_name: str | Path) -> dict[str, Any]:
     for k, v in user.items():
         cfg[k] = {**cfg[k], **v} if isinstance(cfg[k], dict) and isinstance(v, dict) else v
     generate_settings(cfg.get("generate"))  # a bad generate section fails here, in one line
-    return cfg
+    return check_config(cfg)
 
 
 def generate_settings(section: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -144,19 +153,32 @@ def generate_settings(section: dict[str, Any] | None) -> dict[str, Any] | None:
             "generate: give `weights` (a trained generator, nothing is trained) or "
             "`train`/`init` (train one here), not both"
         )
+    for k in ("weights", "init", "vae", "device"):
+        if g[k] is not None and not isinstance(g[k], str):
+            raise ValueError(f"generate.{k} must be a path / name (a string), got {g[k]!r}")
     if g["weights"] is None:
         from vidistill.generate.config import GenerateConfig, preset
 
+        if g["train"] is not None and not isinstance(g["train"], dict):
+            raise ValueError(
+                f"generate.train must be a mapping ({{preset: toy, steps: ...}}), got {g['train']!r}"
+            )
         train = dict(g["train"] or {})
         base = preset(str(train.pop("preset", "toy")))
         g["train"] = GenerateConfig.from_dict({**base.to_dict(), **train}).to_dict()
     from vidistill.generate.sample import SAMPLERS
 
-    if g["sampler"] not in SAMPLERS:
+    if not isinstance(g["sampler"], str) or g["sampler"] not in SAMPLERS:
         raise ValueError(f"generate.sampler {g['sampler']!r}: choose one of {list(SAMPLERS)}")
     for k in ("pool_per_class", "steps", "batch"):
-        if not isinstance(g[k], int) or g[k] < 1:
+        if not isinstance(g[k], int) or isinstance(g[k], bool) or g[k] < 1:
             raise ValueError(f"generate.{k} must be an integer >= 1, got {g[k]!r}")
+    if not isinstance(g["cfg"], int | float) or isinstance(g["cfg"], bool):
+        raise ValueError(f"generate.cfg (guidance scale) must be a number, got {g['cfg']!r}")
+    if not isinstance(g["seed"], int) or isinstance(g["seed"], bool):
+        raise ValueError(f"generate.seed must be an integer, got {g['seed']!r}")
+    if not isinstance(g["ema"], bool):
+        raise ValueError(f"generate.ema must be true or false, got {g['ema']!r}")
     if not isinstance(g["spec"], dict):
         raise ValueError(
             f"generate.spec: a clip spec mapping (frames, size, ...), got {g['spec']!r}"
@@ -211,8 +233,7 @@ class Run:
     def pending(self, name: str, config: Any, inputs: list[Path]) -> dict[str, Any] | None:
         """The stage's key if it must run; None (logged as skipped) if its marker matches."""
         key = {"config": _hash(config), "inputs": {str(p): _file_hash(p) for p in inputs}}
-        marker = self._marker(name)
-        if marker.is_file() and json.loads(marker.read_text()).get("key") == key:
+        if _marker_key(self._marker(name)) == key:
             self.log(f"[skip] {name} (done, inputs unchanged)")
             return None
         return key
@@ -273,6 +294,20 @@ class Run:
         distributed.call_all(fn, name)
         distributed.on_main(lambda: self.done(name, key, time.perf_counter() - t0), name)
         return True
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A small bookkeeping JSON (done-marker, key file); None when absent or unreadable — a
+    damaged one only means its stage runs again."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and "key" in data else None
+
+
+def _marker_key(marker: Path) -> Any:
+    return (_read_record(marker) or {}).get("key")
 
 
 def _torch_version() -> dict[str, str]:
@@ -443,6 +478,7 @@ def _run_pipeline(
         random_subset,
     )
 
+    check_config(config)  # before anything is written (also for configs made in Python)
     gen = generate_settings(config.get("generate"))
     for ref in config["references"]:
         if ref in GENERATE_REFERENCES and gen is None:
@@ -945,8 +981,10 @@ def _train_generator(
     keyfile = model_dir / "pipeline.json"
 
     def ready() -> None:
-        old = json.loads(keyfile.read_text()) if keyfile.is_file() else None
-        if model_dir.exists() and (old is None or old["key"] != key or old["steps"] > cfg.steps):
+        old = _read_record(keyfile)
+        if model_dir.exists() and (
+            old is None or old["key"] != key or old.get("steps", 0) > cfg.steps
+        ):
             shutil.rmtree(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(keyfile, {"key": json.loads(json.dumps(key)), "steps": cfg.steps})

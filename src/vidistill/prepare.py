@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vidistill.atomic import write_bytes_atomic, write_json_atomic
+from vidistill.atomic import remove_stale_temps, write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore, write_store
 from vidistill.datasets.base import Dataset, VideoError, VideoItem
+from vidistill.errors import CorruptArtifact
+from vidistill.integrity import read_json
 
 PARTS = ".parts"
 
@@ -113,7 +115,7 @@ def prepare(
     items = dataset.items()
     plan = _plan_hash(dataset, spec, items)
     if (out / "store.json").is_file():
-        head = json.loads((out / "store.json").read_text())
+        head = read_json(out / "store.json", f"`vidistill prepare` into {out}", out)
         if head.get("plan") == plan:
             return ClipStore(out)
         raise FileExistsError(
@@ -121,6 +123,7 @@ def prepare(
         )
     parts = out / PARTS
     parts.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(parts)  # parts a killed run was writing
     plan_file = parts / "plan.txt"
     if plan_file.is_file() and plan_file.read_text() != plan:
         shutil.rmtree(parts)  # leftovers of a different plan: never mix them in
@@ -136,31 +139,31 @@ def prepare(
     start = time.perf_counter()
     jobs = ((items[i], spec, str(parts), i) for i in todo)
     _init_worker(dataset)
-    bar = tqdm(
+    with tqdm(  # closed on an error too, so the error starts its own line
         total=len(items),
         initial=len(items) - len(todo),
         desc=f"prepare {dataset.name}",
         unit="clip",
         disable=not progress,
-    )
-    if workers == 1 or len(todo) <= 1:
-        for job in jobs:
-            _work(job)
-            bar.update()
-    else:
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=_init_pool_worker, initargs=(dataset, os.getpid())
-        ) as pool:
-            for _ in pool.map(_work, jobs, chunksize=max(1, min(16, len(todo) // (4 * workers)))):
+    ) as bar:
+        if workers == 1 or len(todo) <= 1:
+            for job in jobs:
+                _work(job)
                 bar.update()
-    bar.close()
+        else:
+            chunks = max(1, min(16, len(todo) // (4 * workers)))
+            with ProcessPoolExecutor(
+                max_workers=workers, initializer=_init_pool_worker, initargs=(dataset, os.getpid())
+            ) as pool:
+                for _ in pool.map(_work, jobs, chunksize=chunks):
+                    bar.update()
 
     ok = [i for i in range(len(items)) if _part_path(parts, i).exists()]
     skipped = []
     for i in range(len(items)):
         sp = _skip_path(parts, i)
         if sp.exists():
-            rec = json.loads(sp.read_text())
+            rec = read_json(sp, f"`vidistill prepare` (only that video is decoded again): {out}")
             skipped.append({**asdict(items[i]), "status": "skipped", "reason": rec["reason"]})
 
     if not ok:
@@ -176,7 +179,16 @@ def prepare(
 
     def stream() -> Iterator[np.ndarray]:
         for i in ok:
-            yield np.load(_part_path(parts, i), allow_pickle=False)
+            part = _part_path(parts, i)
+            try:
+                clip = np.load(part, allow_pickle=False)
+            except (ValueError, EOFError, OSError) as err:
+                remake = "`vidistill prepare` (only that video is decoded again)"
+                raise CorruptArtifact(part, f"unreadable part: {err}", remake) from err
+            if clip.shape != spec.shape or clip.dtype != np.uint8:
+                remake = "`vidistill prepare` (only that video is decoded again)"
+                raise CorruptArtifact(part, f"holds {clip.shape} {clip.dtype}", remake)
+            yield clip
 
     records = [{**asdict(items[i]), "status": "ok"} for i in ok]
     store = write_store(

@@ -56,7 +56,7 @@ class SyntheticSet:
 
     @classmethod
     def load(cls, path: str | Path) -> SyntheticSet:
-        from safetensors import safe_open
+        from vidistill.integrity import load_safetensors
 
         path = Path(path)
         if path.is_dir():
@@ -65,9 +65,10 @@ class SyntheticSet:
             raise FileNotFoundError(
                 f"no synthetic set at {path} (expected a {FILENAME} from `vidistill synthesize`)"
             )
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            videos, labels = fh.get_tensor("videos"), fh.get_tensor("labels")
+        tensors, meta = load_safetensors(path, "`vidistill synthesize` for it")
+        if "videos" not in tensors or "labels" not in tensors:
+            raise ValueError(f"{path} is not a synthetic set (no videos / labels tensors)")
+        videos, labels = tensors["videos"], tensors["labels"]
         return cls(
             videos,
             labels,

@@ -5,6 +5,12 @@ frames centred in the video; shorter videos follow ``spec.short_policy``. Frames
 resized so the short side equals ``spec.size`` (swscale, bilinear) and centre-cropped.
 Only the kept frames are converted to RGB, and decoding stops after the last kept
 frame, so cutting a clip costs less than decoding the whole file.
+
+Odd inputs (tests/faults): frames are indexed in decode order, so a variable-frame-rate
+video is sampled by frame, not by time; a display rotation (phone videos) is applied as
+players apply it (multiples of 90°); any pixel format (gray, 10-bit) is converted to RGB by
+swscale; a video whose frames are under ``MIN_SIDE`` pixels on a side holds no picture to
+resize and is skipped, as are audio-only files, symlink loops and folders named like videos.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import numpy as np
 
 from vidistill.clipstore import ClipSpec
 from vidistill.errors import VideoError
+
+MIN_SIDE = 8  # the smallest ClipSpec.size: below it a frame is not a picture worth upscaling
 
 
 def clip_indices(num_frames: int, spec: ClipSpec) -> np.ndarray:
@@ -37,20 +45,35 @@ def _count_frames(path: Path) -> int:
         return sum(1 for p in container.demux(stream) if p.size > 0)
 
 
+def _check_size(w: int, h: int) -> None:
+    """A stream that states its size (some only do once decoded: 0) must be a picture."""
+    if 0 < min(w, h) < MIN_SIDE:
+        raise VideoError(
+            f"frames of {w}×{h} px are too small to hold a picture (under {MIN_SIDE} px a side)"
+        )
+
+
 def _resize_crop(frame: av.VideoFrame, size: int) -> np.ndarray:
+    """Short side to ``size`` (aspect kept), display rotation applied, centre crop.
+    Resizing by the short side commutes with a 90° turn, so the turn comes after it."""
     w, h = frame.width, frame.height
+    _check_size(w, h)
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     rgb = frame.reformat(width=nw, height=nh, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    turns = round(getattr(frame, "rotation", 0) / 90) % 4  # counter-clockwise, as displayed
+    if turns:
+        rgb = np.rot90(rgb, turns)
+        nh, nw = rgb.shape[:2]
     top, left = (nh - size) // 2, (nw - size) // 2
-    return rgb[top : top + size, left : left + size]
+    return np.ascontiguousarray(rgb[top : top + size, left : left + size])
 
 
 def decode_clip(path: str | Path, spec: ClipSpec) -> np.ndarray:
     """uint8 ``(T, S, S, 3)`` clip of ``path``; raises :class:`VideoError` on unreadable input."""
     path = Path(path)
     if not path.is_file():
-        raise VideoError(f"missing file {path}")
+        raise VideoError(_not_a_file(path))
     if path.stat().st_size == 0:
         raise VideoError("empty file (0 bytes)")
     try:
@@ -58,6 +81,7 @@ def decode_clip(path: str | Path, spec: ClipSpec) -> np.ndarray:
             if not container.streams.video:
                 raise VideoError("no video stream")
             stream = container.streams.video[0]
+            _check_size(stream.width, stream.height)
             n = stream.frames or _count_frames(path)
             wanted = clip_indices(n, spec)
             need = {int(i): [] for i in wanted}
@@ -84,6 +108,21 @@ def decode_clip(path: str | Path, spec: ClipSpec) -> np.ndarray:
             raise VideoError("no decodable frames")
         raise VideoError(f"truncated: header says {n} frames, decoded only up to {max(got) + 1}")
     return out
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be read as a file: a symlink loop, a folder, or missing."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return f"symlink loop at {path}"
+    except OSError as err:
+        if err.errno == 40:  # ELOOP
+            return f"symlink loop at {path}"
+        return f"missing file {path}"
+    if path.is_dir():
+        return f"{path} is a folder, not a video file"
+    return f"{path} is not a regular file"
 
 
 def write_video(

@@ -10,20 +10,30 @@ from typing import Any
 import click
 
 from vidistill import __version__
-from vidistill.errors import RankFailed, missing_dependency_message
+from vidistill.atomic import DISK_FULL
+from vidistill.errors import (
+    CorruptArtifact,
+    NonFiniteLoss,
+    RankFailed,
+    missing_dependency_message,
+)
 
 
 class _Main(click.Group):
     """The root group: a missing dependency, wherever a command imports it, ends in a one-line
     ``Error: ... pip install 'vidistill[EXTRA]'``, not a ModuleNotFoundError traceback; under
     torchrun, another rank's failure is one line naming that rank (its traceback is in its
-    own output)."""
+    own output). So do a damaged artifact, a NaN loss and a full disk, in every command."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RankFailed as err:
+        except (RankFailed, CorruptArtifact, NonFiniteLoss) as err:
             raise click.ClickException(str(err)) from err
+        except OSError as err:
+            if err.errno not in DISK_FULL:
+                raise
+            raise click.ClickException(disk_full_message(err)) from err
         except ModuleNotFoundError as err:
             message = missing_dependency_message(err)
             if message is None:
@@ -39,6 +49,16 @@ class _Main(click.Group):
 def main() -> None:
     """vidistill: video dataset distillation — prepare, embed, select, generate, synthesize,
     evaluate and report, each usable alone, or all at once with `vidistill run CONFIG`."""
+
+
+def disk_full_message(err: OSError) -> str:
+    """One line for a write that did not fit (every write is atomic: nothing half-written
+    is left at a final path, and what earlier stages wrote is untouched)."""
+    where = f" writing {err.filename}" if err.filename else ""
+    return (
+        f"{err.strerror or 'no space left on device'}{where}; nothing was left half-written "
+        "and earlier artifacts are intact: free some space (or choose another --out) and re-run"
+    )
 
 
 def key_value_option(help: str) -> Any:
@@ -57,10 +77,16 @@ def parse_key_values(items: tuple[str, ...], example: str = "threshold=0.3") -> 
                 f"{item!r}: expected KEY=VALUE (e.g. -o {example})", param_hint="-o"
             )
         key, value = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if not key:
+            raise click.BadParameter(
+                f"{item!r}: the option name before '=' is empty (e.g. -o {example})",
+                param_hint="-o",
+            )
         try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value.strip()
+            out[key] = value.strip()
     return out
 
 

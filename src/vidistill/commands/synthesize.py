@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vidistill import registry
-from vidistill.commands.app import key_value_option, main, parse_key_values
+from vidistill.commands.app import clean_errors, key_value_option, main, parse_key_values
 
 
 @main.command()
@@ -81,7 +81,7 @@ def synthesize(
     ):
         if value is not None:
             opts[key] = value
-    try:
+    with clean_errors():
         result = run(
             store,
             method,
@@ -93,8 +93,6 @@ def synthesize(
             progress=not quiet,
             preview=not no_preview,
         )
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        raise click.UsageError(str(err).strip("'\"")) from err
     if not distributed.is_main():
         return
     m = result.meta

@@ -116,11 +116,18 @@ class UCF101(FileListDataset):
                         "with a class of classInd.txt"
                     )
                 parts = line.split()
-                if len(parts) > 1 and parts[1].isdigit() and order[int(parts[1]) - 1] != cls:
-                    raise ValueError(
-                        f"{path}:{n}: index {parts[1]} is class "
-                        f"{order[int(parts[1]) - 1]!r}, but the path says {cls!r}"
-                    )
+                if len(parts) > 1:
+                    k = int(parts[1]) if parts[1].isdigit() else 0
+                    if not 1 <= k <= len(order):
+                        raise ValueError(
+                            f"{path}:{n}: class index {parts[1]!r} is not one of 1..{len(order)} "
+                            f"of {class_file.name}"
+                        )
+                    if order[k - 1] != cls:
+                        raise ValueError(
+                            f"{path}:{n}: index {k} is class {order[k - 1]!r}, but the path "
+                            f"says {cls!r}"
+                        )
                 rows.append((prefix + rel, cls, split, {}))
         return order, rows
 

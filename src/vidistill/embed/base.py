@@ -48,7 +48,19 @@ class Embedder:
             device,
         )
         if options:
-            raise TypeError(f"embedder {self.name!r} got unknown options {sorted(options)}")
+            import inspect
+
+            known = sorted(
+                k
+                for cls in type(self).__mro__
+                if "__init__" in cls.__dict__
+                for k in inspect.signature(cls.__dict__["__init__"]).parameters
+                if k not in ("self", "store", "options")
+            )
+            raise ValueError(
+                f"embedder {self.name!r} has no option(s) {sorted(options)}; its options: "
+                f"{', '.join(dict.fromkeys(known))}"
+            )
 
     def embed(self, clips: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError

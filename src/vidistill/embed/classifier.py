@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ import torch
 from vidistill.atomic import save_safetensors_atomic
 from vidistill.clipstore import ClipStore
 from vidistill.embed.base import Embedder
+from vidistill.errors import NonFiniteLoss
 from vidistill.registry import register
 from vidistill.transforms import to_model_input
 
@@ -134,21 +136,26 @@ class ClassifierEmbedder(Embedder):
         )
 
     def _load(self, path: Path, key: dict[str, Any], explicit: bool) -> torch.nn.Module | None:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
+        from vidistill.errors import CorruptArtifact
+        from vidistill.integrity import load_safetensors
 
         if not path.is_file():
             if explicit:
                 raise FileNotFoundError(f"no classifier weights at {path}")
             return None
-        with safe_open(str(path), framework="pt") as fh:
-            saved = json.loads((fh.metadata() or {}).get("key", "{}"))
+        try:
+            state, meta = load_safetensors(path, "`vidistill embed` (it trains the net again)")
+            saved = json.loads(meta.get("key", "{}"))
+        except (CorruptArtifact, json.JSONDecodeError):
+            if explicit:
+                raise
+            return None  # a damaged cache is only a cache: retrain (and overwrite it)
         if saved != json.loads(json.dumps(key)):
             if explicit:
                 raise ValueError(f"{path} was trained with {saved}, not {key}")
             return None  # stale cache: retrain
         net = self._build()
-        net.load_state_dict(load_file(str(path)))
+        net.load_state_dict(state)
         return net
 
     def _train(self, key: dict[str, Any]) -> torch.nn.Module:
@@ -164,6 +171,12 @@ class ClassifierEmbedder(Embedder):
             desc="classifier embedder",
         )
         stats = stats.to_dict() if hasattr(stats, "to_dict") else dict(stats)
+        if not math.isfinite(stats["train_loss"]):
+            raise NonFiniteLoss(
+                f"classifier embedder: {stats['diverged_reason']} (recipe {self.recipe.preset_name}, "
+                f"seed {self.seed}); stopped before caching the net or writing embeddings — "
+                "lower its learning rate or try another seed"
+            )
         self.train_stats = stats
         state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
         save_safetensors_atomic(

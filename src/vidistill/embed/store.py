@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from vidistill.atomic import FILE_MODE, remove_stale_temps, temp_prefix
+
 MAX_WINDOW_ROWS = 8192  # file rows per read: 46 MB at D=1408, however large the budget
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
 
@@ -69,10 +71,12 @@ class StreamingSafetensorsWriter:
         blob = json.dumps(header, separators=(",", ":")).encode()
         blob += b" " * (-len(blob) % 8)  # the format aligns the data section to 8 bytes
         self._data_start = 8 + len(blob)
+        remove_stale_temps(self.path.parent, self.path.name)
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+            prefix=temp_prefix(self.path), suffix=".tmp", dir=self.path.parent
         )
         self._tmp = Path(tmp)
+        os.fchmod(fd, FILE_MODE)
         self._fh = os.fdopen(fd, "w+b")
         self._fh.write(struct.pack("<Q", len(blob)) + blob)
         self._fh.truncate(self._data_start + pos)
@@ -103,21 +107,33 @@ class EmbeddingFile:
     """Read side: metadata and small vectors eagerly, the ``(n, D)`` matrix by row slices."""
 
     def __init__(self, path: str | Path):
-        from safetensors import safe_open
+        from vidistill.errors import CorruptArtifact
+        from vidistill.integrity import open_safetensors
 
         self.path = Path(path)
+        remake = f"`vidistill embed {self.path.parent.parent} --embedder {self.path.stem}`"
         if not self.path.is_file():
             raise FileNotFoundError(
-                f"no embeddings at {self.path}; compute them first with "
-                f"`vidistill embed {self.path.parent.parent} --embedder {self.path.stem}`"
+                f"no embeddings at {self.path}; compute them first with {remake}"
             )
-        self._fh = safe_open(str(self.path), framework="numpy")
+        self._fh = open_safetensors(self.path, remake, framework="numpy")
         self.metadata: dict[str, str] = self._fh.metadata() or {}
         keys = set(self._fh.keys())
+        missing = {"indices", "labels", "embeddings"} - keys
+        if missing:
+            raise CorruptArtifact(self.path, f"no {sorted(missing)} tensor(s)", remake)
         self.indices = self._fh.get_tensor("indices")
         self.labels = self._fh.get_tensor("labels")
         self._emb = self._fh.get_slice("embeddings")
-        self.n, self.dim = (int(s) for s in self._emb.get_shape())
+        shape = [int(s) for s in self._emb.get_shape()]
+        if len(shape) != 2 or len(self.indices) != shape[0] or len(self.labels) != shape[0]:
+            raise CorruptArtifact(
+                self.path,
+                f"embeddings {shape} do not match {len(self.indices)} indices / "
+                f"{len(self.labels)} labels",
+                remake,
+            )
+        self.n, self.dim = shape
         self._probs = self._fh.get_slice("probs") if "probs" in keys else None
         self._logits = self._fh.get_slice("logits") if "logits" in keys else None
 

@@ -56,7 +56,6 @@ writes that as ``preprocessor_config.json``. (``extract_tad_feature.py`` instead
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import re
@@ -95,6 +94,12 @@ def _torch_load_weights_only(path: Path) -> Any:
             "vidistill never unpickles files it cannot trust; on a trusted machine re-save "
             "its state dict (torch.save(sd, 'plain.pth') or safetensors) and pass that"
         ) from err
+    except (RuntimeError, EOFError) as err:  # a cut-short or damaged zip / legacy file
+        from vidistill.errors import CorruptArtifact
+
+        raise CorruptArtifact(
+            path, f"torch.load cannot read it: {err}", "the download (fetch it again)"
+        ) from err
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -122,24 +127,25 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Official-key state dict of ``path`` and, for a Hugging Face remote-code folder, its
     ``config.json`` ``model_config`` (else ``{}``)."""
-    from safetensors.torch import load_file
+    from vidistill.integrity import load_safetensors, read_json
 
     path = Path(path)
     model_config: dict[str, Any] = {}
+    remake = "the download (fetch the checkpoint again)"
     if path.is_dir():
         cfg = path / "config.json"
         if cfg.is_file():
-            model_config = json.loads(cfg.read_text()).get("model_config") or {}
+            model_config = read_json(cfg, remake).get("model_config") or {}
         file = path / "model.safetensors"
         if not file.is_file():
             raise FileNotFoundError(
                 f"{path}: no model.safetensors (a VideoMAE-v2 folder needs one)"
             )
-        return _unwrap(load_file(str(file)), file), model_config
+        return _unwrap(load_safetensors(file, remake)[0], file), model_config
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     if path.suffix == ".safetensors":
-        return _unwrap(load_file(str(path)), path), model_config
+        return _unwrap(load_safetensors(path, remake)[0], path), model_config
     if path.suffix in CHECKPOINT_SUFFIXES:
         return _unwrap(_torch_load_weights_only(path), path), model_config
     raise ValueError(

@@ -16,7 +16,6 @@ convention of VDSD's and the DD benchmarks' code. Accuracies, AUC and F1 are in 
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Callable
@@ -52,7 +51,14 @@ def random_indices(store: ClipStore, vpc: int, seed: int, split: str = "train") 
     for c, name in enumerate(store.class_names):
         pool = store.indices(split, c)
         if len(pool) < vpc:
-            raise ValueError(f"class {name!r} has {len(pool)} {split} clips, fewer than vpc={vpc}")
+            fix = (
+                "an empty class: add clips to it or leave it out of the store (--only-classes)"
+                if len(pool) == 0
+                else f"lower --vpc to at most {len(pool)}"
+            )
+            raise ValueError(
+                f"class {name!r} has {len(pool)} {split} clips, fewer than vpc={vpc}: {fix}"
+            )
         picked.append(np.sort(rng.choice(pool, size=vpc, replace=False)))
     return np.concatenate(picked)
 
@@ -66,12 +72,14 @@ def random_subset(store: ClipStore, vpc: int, seed: int, split: str = "train") -
 
 
 def load_selection(path: str | Path) -> dict[str, Any]:
+    from vidistill.integrity import read_json
+
     path = Path(path)
-    sel = json.loads(path.read_text())
+    sel = read_json(path, "`vidistill select` for it")
     if not isinstance(sel, dict) or not isinstance(sel.get("indices"), dict):
         raise ValueError(
             f"{path}: a selection is a JSON object with "
-            "'indices': {{class_name: [clip index, ...]}}"
+            "'indices': {class_name: [clip index, ...]}"
         )
     sel.setdefault("method", path.stem)
     return sel

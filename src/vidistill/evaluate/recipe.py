@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from vidistill.fieldcheck import check_kinds
 from vidistill.registry import register  # noqa: F401  (re-exported: the augment registry hook)
 
 # ---------------------------------------------------------------------------------------
@@ -85,6 +86,7 @@ class Recipe:
     preset_name: str = "custom"
 
     def __post_init__(self) -> None:
+        check_kinds(self, "recipe")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -110,7 +112,7 @@ class Recipe:
         """``Recipe.preset("vdsd")`` (the paper's) or ``"toy-quick"`` (stated cheaper).
 
         Keyword overrides win; ``None`` overrides are ignored (CLI options left unset)."""
-        if name not in PRESETS:
+        if not isinstance(name, str) or name not in PRESETS:
             raise KeyError(f"unknown recipe preset {name!r}; choose one of: {', '.join(PRESETS)}")
         kw = {**PRESETS[name], "preset_name": name}
         kw.update({k: v for k, v in overrides.items() if v is not None})

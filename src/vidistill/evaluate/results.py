@@ -23,11 +23,18 @@ def row_key(row: dict[str, Any]) -> tuple:
 
 
 def load_results(path: str | Path) -> list[dict[str, Any]]:
+    from vidistill.errors import CorruptArtifact
+    from vidistill.integrity import read_json
+
     path = Path(path)
     if not path.is_file():
         return []
-    data = json.loads(path.read_text())
-    return list(data["rows"] if isinstance(data, dict) else data)
+    remake = "the `vidistill evaluate` commands that filled it (or restore a copy)"
+    data = read_json(path, remake)
+    rows = data.get("rows") if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise CorruptArtifact(path, "no list of result rows", remake)
+    return rows
 
 
 def update_results(path: str | Path, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

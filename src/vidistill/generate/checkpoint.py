@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
 from vidistill.atomic import save_safetensors_atomic, write_json_atomic
+from vidistill.integrity import load_safetensors
 
 CKPT_RE = re.compile(r"^checkpoint-(\d{7})\.safetensors$")
 
@@ -104,12 +104,11 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    tensors = {}
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        for k in f.keys():  # noqa: SIM118  (a safe_open handle, not a dict)
-            tensors[k] = f.get_tensor(k)
-    return tensors, meta
+    """Tensors and metadata of a checkpoint; a damaged one is refused, naming it (the run
+    keeps ``keep_checkpoints``: deleting the damaged one resumes from the one before)."""
+    return load_safetensors(
+        path, "`vidistill generate train` (it resumes from the previous checkpoint, if any)"
+    )
 
 
 def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -36,6 +36,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from vidistill.fieldcheck import check_kinds
+
 
 @dataclass(frozen=True)
 class GenerateConfig:
@@ -77,6 +79,7 @@ class GenerateConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_kinds(self, "generator config")
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(
                 f"prediction_type must be 'epsilon' or 'v_prediction', got {self.prediction_type!r}"
@@ -111,7 +114,7 @@ class GenerateConfig:
         if unknown:
             raise ValueError(f"unknown generator config keys {unknown}; known: {sorted(known)}")
         d = dict(d)
-        if "vae_channels" in d:
+        if isinstance(d.get("vae_channels"), list | tuple):
             d["vae_channels"] = tuple(d["vae_channels"])
         return cls(**d)
 

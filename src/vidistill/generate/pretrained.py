@@ -93,12 +93,11 @@ class PretrainedLatte:
 def read_latte_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Official-key state dict of ``path`` and where it came from (``weights``: which entry
     of the checkpoint; ``config``: a converted folder's ``config.json``)."""
-    import json
-
-    from safetensors.torch import load_file
+    from vidistill.integrity import load_safetensors, read_json
 
     path = Path(path)
     info: dict[str, Any] = {"path": str(path.resolve())}
+    remake = "`vidistill convert latte` (or download the checkpoint again)"
     if path.is_dir():
         cfg_file, weights = path / "config.json", path / WEIGHTS_FILE
         if not (cfg_file.is_file() and weights.is_file()):
@@ -106,13 +105,13 @@ def read_latte_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], di
                 f"{path}: not a Latte folder (needs config.json and {WEIGHTS_FILE}, as "
                 "`vidistill convert latte` writes them)"
             )
-        info.update(format="folder", weights="ema", config=json.loads(cfg_file.read_text()))
-        return load_file(str(weights)), info
+        info.update(format="folder", weights="ema", config=read_json(cfg_file, remake))
+        return load_safetensors(weights, remake)[0], info
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     if path.suffix == ".safetensors":
         info.update(format="safetensors", weights="state_dict")
-        return _strip(load_file(str(path))), info
+        return _strip(load_safetensors(path, remake)[0]), info
     if path.suffix not in TORCH_SUFFIXES:
         raise ValueError(
             f"{path}: not a checkpoint vidistill reads (expected {', '.join(TORCH_SUFFIXES)}, "

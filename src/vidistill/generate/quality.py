@@ -92,8 +92,6 @@ def real_reference(
     the full-real row of one run; keeping the net lets FCD reuse it instead of training
     a second one (on 2 CPU cores that halves the cost). Cached in ``cache`` when given.
     """
-    from safetensors.torch import load_file
-
     from vidistill.atomic import save_safetensors_atomic, write_json_atomic
     from vidistill.evaluate import (
         Recipe,
@@ -111,9 +109,12 @@ def real_reference(
     row_path = cache / f"full-real-{key}.json" if cache else None
     net_path = cache / f"fcd-classifier-{key}.safetensors" if cache else None
     if row_path is not None and row_path.is_file() and net_path.is_file():
+        from vidistill.integrity import load_safetensors, read_json
+
+        remake = f"`vidistill generate quality` (or pass another --cache than {cache})"
         net = build_net(recipe, real.num_classes, real.spec.frames, real.spec.size)
-        net.load_state_dict(load_file(str(net_path)))
-        return json.loads(row_path.read_text()), net.eval()
+        net.load_state_dict(load_safetensors(net_path, remake)[0])
+        return read_json(row_path, remake), net.eval()
     net, stats = train_net(
         full_real(real),
         recipe,

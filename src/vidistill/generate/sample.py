@@ -46,16 +46,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from vidistill import distributed
-from vidistill.atomic import save_safetensors_atomic
+from vidistill.atomic import save_safetensors_atomic, write_json_atomic
 from vidistill.clipstore import ClipRecord, ClipSpec, ClipStore, write_store
 from vidistill.generate.config import GenerateConfig
 from vidistill.generate.latte import Latte, build_latte
 from vidistill.generate.train import make_scheduler
 from vidistill.generate.vae import decode_latents, downsample_factor, load_vae
+from vidistill.integrity import load_safetensors, read_json
 from vidistill.poolplan import PoolPlan, sample_batches
 
 SAMPLERS = ("ddim", "dpm", "ddpm")
@@ -105,6 +105,15 @@ def class_rows(generator_names: list[str], wanted: list[str]) -> list[int]:
     return [index[n.casefold()] for n in wanted]
 
 
+def _read_settings(path: Path) -> dict[str, Any] | None:
+    """The settings the finished batches were sampled with; None when unreadable (its
+    batches are then not trusted: sampled again)."""
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
 def load_generator(
     run_dir: str | Path, ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[Latte, dict[str, Any]]:
@@ -118,12 +127,13 @@ def load_generator(
             f"train` run or a `vidistill convert latte` folder? (re-run train with the same "
             f"--out to finish it; a converted folder has only the EMA weights)"
         )
-    run_cfg = json.loads((run_dir / "config.json").read_text())
+    remake = f"`vidistill generate train --out {run_dir}` (or convert the checkpoint again)"
+    run_cfg = read_json(run_dir / "config.json", remake)
     cfg = GenerateConfig.from_dict(run_cfg["generator"])
     d = run_cfg["data"]
     c, t, h, _ = d["latent_shape"]
     model = build_latte(cfg, d["num_classes"], c, t, h)
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    model.load_state_dict(load_safetensors(weights, remake)[0], strict=True)
     return model.to(device).eval(), run_cfg
 
 
@@ -278,10 +288,10 @@ def sample_pool(
     def ready() -> None:
         partial.mkdir(parents=True, exist_ok=True)
         sfile = partial / "settings.json"
-        if sfile.is_file() and json.loads(sfile.read_text()) != settings:
+        if sfile.is_file() and _read_settings(sfile) != settings:
             shutil.rmtree(partial)  # different settings: the finished batches do not belong here
             partial.mkdir(parents=True)
-        sfile.write_text(json.dumps(settings))
+        write_json_atomic(sfile, settings)
 
     distributed.on_main(ready, "ready the pool's .partial folder")
 
@@ -354,7 +364,8 @@ def sample_pool(
 
     def stream():
         for b in range(len(batches)):
-            yield load_file(str(path(b)))["clips"].numpy()
+            remake = "`vidistill generate sample` (only that batch is sampled again)"
+            yield load_safetensors(path(b), remake)[0]["clips"].numpy()
 
     info = {
         **settings,

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from vidistill import __version__
 from vidistill.atomic import save_safetensors_atomic, write_json_atomic
 from vidistill.clipstore import ClipStore
+from vidistill.errors import stop_if_not_finite
 from vidistill.generate import checkpoint as ckpt
 from vidistill.generate.config import GenerateConfig
 from vidistill.generate.latte import Latte, build_latte, count_params
@@ -337,6 +338,20 @@ def train(
                 cfg.prediction_type,
                 learn_sigma=cfg.learn_sigma,
             )
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            last = ckpt.list_checkpoints(out / "checkpoints")
+            kept = (
+                f"the last good checkpoint, {last[-1]}, is kept (the run resumes from it)"
+                if last
+                else "no checkpoint was written yet"
+            )
+            stop_if_not_finite(
+                lv,
+                f"generate train, step {step + 1}",
+                kept,
+                "Lower --lr or set grad_clip, and train again (a changed lr starts afresh)",
+            )
         acc.backward(loss)
         if cfg.grad_clip:
             acc.clip_grad_norm_(trainable, cfg.grad_clip)
@@ -345,7 +360,6 @@ def train(
         step += 1
         run_steps += 1
         _ema_update(ema, unwrapped, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        lv = float(loss.detach())
         running = lv if running is None else 0.98 * running + 0.02 * lv
         if step % 10 == 0 or step == 1:
             history.append([step, round(lv, 5), round(seconds_base + time.time() - t_loop, 1)])

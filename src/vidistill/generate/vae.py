@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from vidistill.atomic import save_safetensors_atomic
 from vidistill.clipstore import ClipStore
+from vidistill.errors import stop_if_not_finite
 from vidistill.generate.config import GenerateConfig
 
 
@@ -154,6 +155,12 @@ def train_vae(
         mse = F.mse_loss(rec, x)
         kl = post.kl().mean() / x[0].numel()
         loss = mse + cfg.vae_kl_weight * kl
+        stop_if_not_finite(
+            float(loss.detach()),
+            f"VAE training, step {step + 1}",
+            f"nothing was written to {out}",
+            "Lower vae_lr (or pass --vae, a pretrained AutoencoderKL) and train again",
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -185,13 +192,18 @@ def train_vae(
 def cache_latents(
     store: ClipStore, vae, path: str | Path, batch: int = 16, progress: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encode every training clip once; reuse ``path`` when it already holds them."""
-    from safetensors.torch import load_file
+    """Encode every training clip once; reuse ``path`` when it already holds them (a
+    damaged cache is only a cache: encoded again)."""
+    from vidistill.errors import CorruptArtifact
+    from vidistill.integrity import load_safetensors
 
     path = Path(path)
     idx = store.indices("train")
     if path.is_file():
-        d = load_file(path)
+        try:
+            d = load_safetensors(path, "generate train")[0]
+        except CorruptArtifact:
+            d = {"index": torch.empty(0)}
         if d["index"].numel() == len(idx) and torch.equal(d["index"], torch.from_numpy(idx)):
             return d["latents"], d["labels"]
     chunks = []

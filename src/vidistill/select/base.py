@@ -188,8 +188,8 @@ def check_vpc(data: ClassData, vpc: int) -> None:
         raise ValueError(f"vpc must be >= 1, got {vpc}")
     if data.n == 0:
         raise ValueError(
-            f"class {data.name!r} has no clips in the pool; add clips to that class or drop it "
-            "(prepare --only-classes)"
+            f"class {data.name!r} has no clips in the pool to select from (an empty class): "
+            "add clips to it, or leave it out of the store (--only-classes)"
         )
     if data.n < vpc:
         raise ValueError(
@@ -210,8 +210,29 @@ def fit_selector(
     from all classes at once (its ``fit`` hook); every class is checked for VPC first."""
     for data in classes:
         check_vpc(data, vpc)
+    check_options(method, options)
     fit = getattr(registry.get("selector", method), "fit", None)
     return options if fit is None else {**options, "fitted": fit(classes, vpc, seed, **options)}
+
+
+def check_options(method: str, options: dict[str, Any]) -> None:
+    """Unknown ``-o`` names are a ValueError listing the method's options (not a TypeError
+    from deep in the call). The options are those of its ``fit`` hook when it has one."""
+    import inspect
+
+    fn = registry.get("selector", method)
+    target = getattr(fn, "fit", None) or fn
+    params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    fixed = {"data", "classes", "vpc", "seed", "fitted"}
+    known = [k for k in params if k not in fixed]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"selector {method!r} has no option(s) {unknown}; its options: "
+            f"{', '.join(known) or '(none)'}"
+        )
 
 
 def run_selector(

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from vidistill.errors import stop_if_not_finite
 from vidistill.select.base import ClassData, selector
 
 HIDDEN = 64
@@ -105,16 +106,22 @@ def select_csta(
     torch.manual_seed(seed * 1_000_003 + data.label)  # the scorer's initialisation
     model = CSTAScorer(x.shape[1])
     if weights is not None:
-        from safetensors.torch import load_file
+        from vidistill.integrity import load_safetensors
 
         if not Path(weights).is_file():
             raise FileNotFoundError(f"no CSTA weights at {weights}")
-        model.load_state_dict(load_file(str(weights)))
+        model.load_state_dict(load_safetensors(weights, "the CSTA training that wrote it")[0])
     else:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         for _ in range(steps):
             for win in _windows(len(x), gen):
                 loss = torch.mean((model(x[win]) - _density_target(x[win])) ** 2)
+                stop_if_not_finite(
+                    float(loss.detach()),
+                    f"csta scorer training, class {data.name!r}",
+                    "nothing was written",
+                    "Check the embeddings for extreme values and select again",
+                )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -88,6 +88,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from vidistill import distributed
+from vidistill.errors import stop_if_not_finite
 from vidistill.select.base import ClassData, selector
 
 LOSSES = ("ce", "ce+div", "ce+rep", "all")
@@ -309,7 +310,9 @@ def fit_vst_unet(
     ctx = distributed.current() if group > 1 else distributed.Context()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = VSTUNet(shape[0], max(d.label for d in classes) + 1, width)
+    # at least 2 outputs: fitted on label 0 alone (run_selector on one class), a lone logit
+    # has no competitor, its log-odds are +inf and the policy-gradient term NaN
+    model = VSTUNet(shape[0], max(2, max(d.label for d in classes) + 1), width)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     # position j of every group is fitted by rank j % world, the same rank every epoch
     policies = {
@@ -325,13 +328,19 @@ def fit_vst_unet(
     history: list[float] = []
     reward_history: list[float] = []
     bar = tqdm(range(epochs), desc="vst-unet fit", unit="epoch", disable=None, leave=False)
-    for _ in bar:
+    for epoch in bar:
         stats: dict[int, tuple[float, float]] = {}  # class → (its loss, greedy reward)
         for first in range(0, len(classes), group):
             opt.zero_grad()
             for c in range(first, min(first + group, len(classes))):
                 if c in policies:
                     loss, greedy = policies[c].loss(model, vpc, ld, lrep, episodes, baseline_kind)
+                    stop_if_not_finite(
+                        float(loss.detach()),
+                        f"vst-unet fit, epoch {epoch + 1}, class {classes[c].name!r}",
+                        "nothing was written (the selection is made only after the fit)",
+                        "Lower -o lr=... or change -o seed / the embeddings and select again",
+                    )
                     (loss if group == 1 else loss / group).backward()
                     stats[c] = (float(loss.detach()), greedy)
             if ctx.distributed:

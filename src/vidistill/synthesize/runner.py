@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +27,9 @@ from tqdm import tqdm
 from vidistill import distributed, registry
 from vidistill.atomic import save_safetensors_atomic, write_json_atomic
 from vidistill.clipstore import ClipRecord, ClipStore, write_store
+from vidistill.errors import NonFiniteLoss
 from vidistill.evaluate.costs import peak_rss_mb
+from vidistill.integrity import load_safetensors, safetensors_metadata
 from vidistill.synthesize.common import RealSampler, Synthesizer, iteration_seed
 from vidistill.synthetic import SyntheticSet
 from vidistill.transforms import to_uint8
@@ -82,13 +85,10 @@ def _save_checkpoint(
 def _load_checkpoint(
     path: Path, synth: Synthesizer, opts: dict[str, torch.optim.Optimizer], key: str
 ) -> tuple[int, list[dict], float] | None:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        if meta.get("key") != key:
-            return None  # a different run's checkpoint: start afresh (it will be overwritten)
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    remake = "`vidistill synthesize` (this synthesis then starts afresh)"
+    if safetensors_metadata(path, remake).get("key") != key:
+        return None  # a different run's checkpoint: start afresh (it will be overwritten)
+    tensors, meta = load_safetensors(path, remake)
     synth.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("param.")})
     for name, opt in opts.items():
         sd = opt.state_dict()
@@ -157,6 +157,7 @@ def synthesize(
         loaded = _load_checkpoint(ckpt, synth, opts, key)
         if loaded is not None:
             start, history, prior = loaded
+    saved = start  # the iteration the checkpoint on disk holds (0: none of this run)
     iterations = synth.config.iterations if opts else 0
     bar = tqdm(
         range(start, iterations),
@@ -169,12 +170,14 @@ def synthesize(
     for it in bar:
         gen = torch.Generator().manual_seed(iteration_seed(seed, it))
         losses = synth.step(it, synth.make_net(it), sampler, gen, opts)
+        _check_finite(losses, method, vpc, it, ckpt if saved else None, saved)
         history.append({"it": it, **{k: round(v, 6) for k, v in losses.items()}})
         bar.set_postfix(loss=f"{losses.get('loss', float('nan')):.4g}")
         if (it + 1) % checkpoint_every == 0 or it + 1 == iterations:
             _save_checkpoint(
                 ckpt, synth, opts, it + 1, key, history, prior + time.perf_counter() - t0
             )
+            saved = it + 1
     loop_seconds = time.perf_counter() - t_loop
 
     def finish() -> SyntheticSet:
@@ -219,6 +222,26 @@ def synthesize(
 
     distributed.on_main(write, "write the synthetic set")
     return SyntheticSet.load(out)
+
+
+def _check_finite(
+    losses: dict[str, float], method: str, vpc: int, it: int, ckpt: Path | None, saved: int
+) -> None:
+    """Stop at the first NaN / Inf loss, before anything of this iteration is saved: the
+    videos are already poisoned by its update, and a checkpoint of them would be too."""
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    if not bad:
+        return
+    kept = (
+        f"the last good checkpoint, {ckpt} (iteration {saved}), is kept"
+        if ckpt is not None
+        else "no checkpoint of this run was written yet"
+    )
+    raise NonFiniteLoss(
+        f"{method} vpc={vpc}: non-finite loss {bad} at iteration {it + 1}; stopped, {kept}. "
+        "Lower the learning rate (--lr / -o lr_...) and run again (a changed option starts "
+        "afresh)"
+    )
 
 
 def write_preview(syn: SyntheticSet, root: Path, spec) -> ClipStore:
