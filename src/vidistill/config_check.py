@@ -33,9 +33,9 @@ def _names(key: str, got: Any, kind: str) -> None:
 
 
 def _recipe(ev: dict[str, Any]) -> Any:
-    from vidistill.evaluate.recipe import Recipe
+    from vidistill.evaluate.recipe import RUN_KEYS, Recipe
 
-    overrides = {k: v for k, v in ev.items() if k not in ("preset", "runs", "seed")}
+    overrides = {k: v for k, v in ev.items() if k not in RUN_KEYS}
     return Recipe.preset(ev.get("preset", "toy-quick"), **overrides)
 
 

@@ -477,6 +477,7 @@ def _run_pipeline(
         full_real,
         random_subset,
     )
+    from vidistill.evaluate.recipe import RUN_KEYS
 
     check_config(config)  # before anything is written (also for configs made in Python)
     gen = generate_settings(config.get("generate"))
@@ -508,7 +509,7 @@ def _run_pipeline(
     run.stage("prepare", ds_cfg, [], do_prepare)
     store = ClipStore(store_dir)
     ev = config["evaluate"]
-    overrides = {k: v for k, v in ev.items() if k not in ("preset", "runs", "seed", "ddp")}
+    overrides = {k: v for k, v in ev.items() if k not in RUN_KEYS}
     recipe = Recipe.preset(ev["preset"], **overrides)
     # ddp is how the runs are shared out, not what they compute: not in the stage key
     eval_cfg = {"recipe": recipe.to_dict(), "runs": ev["runs"], "seed": ev["seed"]}

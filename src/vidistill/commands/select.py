@@ -32,13 +32,14 @@ def _embedding_files(store: str) -> list[str]:
     tensor (a cached network there, e.g. classifier-net.safetensors, is not one)."""
     from pathlib import Path
 
-    from safetensors import safe_open
+    from vidistill.integrity import open_safetensors
 
     names = []
     for path in sorted(Path(store, "embeddings").glob("*.safetensors")):
         if path.name.startswith("."):
             continue  # a temp file of an embed in progress
-        with safe_open(str(path), framework="numpy") as fh:
+        remake = f"`vidistill embed {store} --embedder {path.stem}`"
+        with open_safetensors(path, remake, framework="numpy") as fh:
             if "embeddings" in fh.keys():  # noqa: SIM118
                 names.append(path.stem)
     return names

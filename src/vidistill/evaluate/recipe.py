@@ -55,6 +55,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 STANDARDIZE = (None, "batch")
 
 
+# keys of a run config's `evaluate:` section that say how runs are made and shared, not
+# what one run computes: everything else there is a Recipe field
+RUN_KEYS = ("preset", "runs", "seed", "ddp")
 ADDED_OFF = ("standardize",)  # keys omitted from to_dict() while None (see Recipe.to_dict)
 
 

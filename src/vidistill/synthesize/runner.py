@@ -35,6 +35,7 @@ from vidistill.synthetic import SyntheticSet
 from vidistill.transforms import to_uint8
 
 CHECKPOINT = "checkpoint.safetensors"
+REMAKE = "`vidistill synthesize` (this synthesis then starts afresh)"  # a damaged checkpoint's fix
 
 
 def build(
@@ -85,10 +86,9 @@ def _save_checkpoint(
 def _load_checkpoint(
     path: Path, synth: Synthesizer, opts: dict[str, torch.optim.Optimizer], key: str
 ) -> tuple[int, list[dict], float] | None:
-    remake = "`vidistill synthesize` (this synthesis then starts afresh)"
-    if safetensors_metadata(path, remake).get("key") != key:
+    if safetensors_metadata(path, REMAKE).get("key") != key:
         return None  # a different run's checkpoint: start afresh (it will be overwritten)
-    tensors, meta = load_safetensors(path, remake)
+    tensors, meta = load_safetensors(path, REMAKE)
     synth.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("param.")})
     for name, opt in opts.items():
         sd = opt.state_dict()
@@ -109,12 +109,9 @@ def _load_checkpoint(
 
 def _checkpoint_iteration(path: Path, key: str) -> int | None:
     """The iteration a checkpoint of this run reached (None: none, or another run's)."""
-    from safetensors import safe_open
-
     if not path.is_file():
         return None
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
+    meta = safetensors_metadata(path, REMAKE)
     return int(meta["iteration"]) if meta.get("key") == key else None
 
 
