@@ -91,3 +91,34 @@ def toy_store(tmp_path_factory: pytest.TempPathFactory) -> ClipStore:
     """The tiny store, prepared once (tests copy it before they change anything)."""
     out = tmp_path_factory.mktemp("faults") / "toy"
     return prepare(ToyDataset(**TOY), out, spec=SPEC, workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def gen_store(tmp_path_factory) -> Path:
+    """A store the tiny generator trains on in seconds: 2 classes, 4 frames of 16 px."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("accelerate")
+    out = tmp_path_factory.mktemp("gen") / "store"
+    ds = ToyDataset(num_classes=2, train_per_class=4, test_per_class=1, seed=0)
+    prepare(ds, out, spec=ClipSpec(frames=4, size=16), workers=1, progress=False)
+    return out
+
+
+def run_config(name: str, *lines: str) -> str:
+    """A `vidistill run` config on the tiny store with one 2-epoch evaluator run at VPC 1,
+    no report; ``lines`` add sections (e.g. a ``synthesize:`` one)."""
+    return "\n".join(
+        [
+            f"name: {name}",
+            "dataset: toy",
+            "dataset_options: {num_classes: 2, train_per_class: 4, test_per_class: 2}",
+            "spec: {size: 48}",
+            "workers: 1",
+            "evaluate: {preset: toy-quick, runs: 1, seed: 0, width: 0.125, epochs: 2, min_steps: 0}",
+            "vpcs: [1]",
+            "references: [random]",
+            *lines,
+            "report: false",
+            "",
+        ]
+    )

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import EMBED, EVAL
+from conftest import EMBED, EVAL, run_config
 from harness import (
     cli,
     flip_byte,
@@ -125,17 +125,7 @@ def test_damaged_classifier_cache_is_retrained(made: Path, tmp_path: Path) -> No
     same_tensors(made / "store" / "embeddings" / net.name, net)
 
 
-RUN = """
-name: corrupt
-dataset: toy
-dataset_options: {num_classes: 2, train_per_class: 4, test_per_class: 2}
-spec: {size: 48}
-workers: 1
-evaluate: {preset: toy-quick, runs: 1, seed: 0, width: 0.125, epochs: 2, min_steps: 0}
-vpcs: [1]
-references: [random]
-report: false
-"""
+RUN = run_config("corrupt")
 
 
 @pytest.mark.parametrize("how", ["truncated", "flipped-data"])

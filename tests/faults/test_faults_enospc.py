@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EMBED, EVAL
+from conftest import EMBED, EVAL, run_config
 from harness import (
     cli,
     disk_full,
@@ -148,18 +148,7 @@ def test_evaluate_keeps_earlier_rows(store: Path, tmp_path: Path, ledger) -> Non
     assert [r["vpc"] for r in json.loads((tmp_path / "results.json").read_text())["rows"]] == [1]
 
 
-RUN = """
-name: enospc
-dataset: toy
-dataset_options: {num_classes: 2, train_per_class: 4, test_per_class: 2}
-spec: {size: 48}
-workers: 1
-evaluate: {preset: toy-quick, runs: 1, seed: 0, width: 0.125, epochs: 2, min_steps: 0}
-vpcs: [1]
-references: [random]
-synthesize: {dm: {iterations: 4, net_width: 0.125, real_batch: 2}}
-report: false
-"""
+RUN = run_config("enospc", "synthesize: {dm: {iterations: 4, net_width: 0.125, real_batch: 2}}")
 
 
 @pytest.mark.parametrize("seed", FRACTIONS)

@@ -19,10 +19,8 @@ from conftest import EMBED, EVAL
 from harness import cli, ok, one_error_line
 
 from vidistill import registry
-from vidistill.clipstore import ClipSpec, ClipStore
-from vidistill.datasets.toy import ToyDataset
+from vidistill.clipstore import ClipStore
 from vidistill.integrity import load_safetensors
-from vidistill.prepare import prepare
 
 pytestmark = pytest.mark.fault("nan")
 
@@ -126,16 +124,6 @@ def test_nan_embeddings_stop_selection(store: Path, tmp_path: Path):
     save_file(tensors, str(path), metadata=meta)
     args = ["select", store, "--method", "herding", "--vpc", 1, "--embedder", "classifier"]
     one_error_line(cli(*args, "--out", tmp_path / "s.json"), "NaN/Inf", str(path))
-
-
-@pytest.fixture(scope="module")
-def gen_store(tmp_path_factory) -> Path:
-    pytest.importorskip("diffusers")
-    pytest.importorskip("accelerate")
-    out = tmp_path_factory.mktemp("gen") / "store"
-    ds = ToyDataset(num_classes=2, train_per_class=4, test_per_class=1, seed=0)
-    prepare(ds, out, spec=ClipSpec(frames=4, size=16), workers=1, progress=False)
-    return out
 
 
 def test_generator_keeps_its_last_good_checkpoint(gen_store: Path, tmp_path: Path, monkeypatch):

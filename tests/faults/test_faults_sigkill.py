@@ -35,9 +35,7 @@ from harness import (
     temp_files,
 )
 
-from vidistill.clipstore import ClipSpec, ClipStore
-from vidistill.datasets.toy import ToyDataset
-from vidistill.prepare import prepare
+from vidistill.clipstore import ClipStore
 
 pytestmark = [
     pytest.mark.fault("sigkill"),
@@ -215,16 +213,6 @@ def test_run(tmp_path: Path, ledger) -> None:
         same_tensors(syn, out / syn.relative_to(ref))
     same_store(ref / "data", out / "data")
     ledger.tried(2)
-
-
-@pytest.fixture(scope="module")
-def gen_store(tmp_path_factory) -> Path:
-    pytest.importorskip("diffusers")
-    pytest.importorskip("accelerate")
-    out = tmp_path_factory.mktemp("gen") / "store"
-    ds = ToyDataset(num_classes=2, train_per_class=4, test_per_class=1, seed=0)
-    prepare(ds, out, spec=ClipSpec(frames=4, size=16), workers=1, progress=False)
-    return out
 
 
 GEN_TRAIN = ["--preset", "tiny", "--steps", 12, "--checkpoint-every", 4, "--cpu"]
