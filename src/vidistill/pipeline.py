@@ -67,6 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "report": True,
 }
 
+SHIPPED_PREFIX = "shipped:"  # generate.weights: the generator shipped in the package
+
 # `generate:` (all optional; any key given turns the path on). Either ``weights`` (a trained
 # generator: nothing is trained) or ``train`` (+ optional ``init``): train one on the REAL
 # training split here. Stages: generate/train | generate/convert → generate/sample →
@@ -78,7 +80,7 @@ GENERATE_DEFAULTS: dict[str, Any] = {
     "init": None,  # fine-tune from an official Latte checkpoint / `convert latte` folder
     # a finished `generate train` run or `convert latte` folder (used in place), or an
     # official checkpoint file (converted into RUN/generate/model once)
-    "weights": None,
+    "weights": None,  # a folder / checkpoint, or shipped:NAME (the package's own, e.g. shipped:toy)
     "vae": None,  # AutoencoderKL folder (the SD VAE for the official Latte); default: trained
     # the clip spec the generator trains at (e.g. {size: 256}: the official Latte's 256²),
     # prepared from the same data into RUN/generate/data; {} = the run's. The pool is
@@ -898,6 +900,10 @@ def _generator(
     model_dir = run.root / "generate" / "model"
     vae = [Path(gen["vae"])] if gen["vae"] else []
     if gen["weights"] is not None:
+        if gen["weights"].startswith(SHIPPED_PREFIX):  # e.g. shipped:toy — in the package
+            from vidistill.generate.shipped import shipped_generator
+
+            return shipped_generator(gen["weights"][len(SHIPPED_PREFIX) :])
         weights = Path(gen["weights"])
         if not weights.exists():
             raise FileNotFoundError(f"generate.weights: {weights} does not exist")

@@ -222,3 +222,22 @@ def quality_cmd(pool, real, recipe, batch_size, epochs, seed, cache, out_json, s
     if out_json:
         write_json_atomic(out_json, res)
     click.echo(json.dumps(res, indent=2))
+
+
+@generate.command("ship")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--name", default="toy", show_default=True, help="Dataset the generator is for.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Folder to write [default: the package's resources/<name>_generator].",
+)
+@clean_errors()
+def ship_cmd(run_dir, name, out):
+    """Pack a finished `generate train` run (EMA weights, config, VAE, training log, hashes)
+    as the package's shipped generator, which configs name as `weights: shipped:NAME`."""
+    from vidistill.generate.shipped import resource_dir, ship_run
+
+    dest = out or resource_dir(name)
+    hashes = ship_run(run_dir, dest)
+    click.echo(json.dumps({"out": str(dest), "files": hashes}, indent=2))

@@ -252,6 +252,8 @@ def sample_pool(
     cfg = GenerateConfig.from_dict(run_cfg["generator"])
     d = run_cfg["data"]
     vae_dir = vae or d.get("vae_dir")
+    if vae_dir and not vae and not Path(vae_dir).is_absolute():
+        vae_dir = str(Path(run_dir) / vae_dir)  # a shipped folder's own VAE (generate/shipped.py)
     if not vae_dir:
         raise ValueError(
             f"{run_dir} records no VAE: pass --vae (for the official ucf101.pt the SD VAE, "
