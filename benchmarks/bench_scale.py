@@ -104,7 +104,7 @@ def main() -> None:
     print()
     print("| stage | pool | videos | wall s | CPU s | CPU ms per added video | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
-    first = {stage: (n, cpu) for stage, _, n, _, cpu, _ in reversed(rows)}  # smallest pool
+    first = {st: min((n, cpu) for s2, _, n, _, cpu, _ in rows if s2 == st) for st in STAGES}
     for stage, factor, n, wall, cpu, rss in sorted(rows, key=lambda r: (STAGES.index(r[0]), r[1])):
         n0, cpu0 = first[stage]
         added = f"{1000 * (cpu - cpu0) / (n - n0):.1f}" if n > n0 else "–"

@@ -42,7 +42,6 @@ grid resumes at the seed it was on.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
@@ -66,6 +65,7 @@ from paired_grid import (
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipStore
 from vidistill.evaluate.paired import attach_ior, format_ior
+from vidistill.integrity import file_sha256
 
 ROOT = Path(__file__).resolve().parent
 
@@ -79,14 +79,6 @@ ABLATIONS_T4 = [
     ("t4-b", "IDTD T4-B fusor L_M + L_div"),
     ("t4-c", "IDTD T4-C sel L_M + fusor L_M"),
 ]
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _REAL_MEANS: dict[tuple[int, int], object] = {}
@@ -405,7 +397,7 @@ def main() -> None:
         emb = embeddings_path(store_dir, "classifier")
         if not emb.is_file() and args.embeddings_from is not None:
             other = embeddings_path(args.embeddings_from, "classifier")
-            if other.is_file() and _sha(args.embeddings_from / "clips.u8") == _sha(
+            if other.is_file() and file_sha256(args.embeddings_from / "clips.u8") == file_sha256(
                 store_dir / "clips.u8"
             ):
                 emb.parent.mkdir(parents=True, exist_ok=True)

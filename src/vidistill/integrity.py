@@ -12,6 +12,7 @@ and are only checked for a readable header.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from collections.abc import Mapping
@@ -44,6 +45,15 @@ def content_crc(tensors: Mapping[str, Any], metadata: Mapping[str, str] | None =
         if key != CRC_KEY:
             crc = zlib.crc32(f"{key}={value}".encode(), crc)
     return f"{crc:08x}"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks (files of any size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_json(path: str | Path, remake: str, delete: str | Path | None = None) -> Any:

@@ -12,7 +12,6 @@ half-copied install is named instead of sampled from.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import json
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vidistill.atomic import write_json_atomic
+from vidistill.integrity import file_sha256, read_json
 
 # what sampling reads (`load_generator`, `load_vae`) and what documents the run
 FILES = ("config.json", "ema.safetensors", "vae.json", "done.json")
@@ -32,17 +32,9 @@ def resource_dir(name: str) -> Path:
     return Path(str(importlib.resources.files("vidistill") / "resources" / f"{name}_generator"))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _hashes(root: Path) -> dict[str, str]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != HASHES)
-    return {p.relative_to(root).as_posix(): _sha256(p) for p in files}
+    return {p.relative_to(root).as_posix(): file_sha256(p) for p in files}
 
 
 def ship_run(run_dir: str | Path, out: str | Path) -> dict[str, str]:
@@ -80,8 +72,8 @@ def ship_run(run_dir: str | Path, out: str | Path) -> dict[str, str]:
 def verify(root: str | Path) -> None:
     """Every file listed in ``hashes.json`` is there with its hash (else one clear error)."""
     root = Path(root)
-    listed = json.loads((root / HASHES).read_text())
-    bad = [f for f, h in listed.items() if not (root / f).is_file() or _sha256(root / f) != h]
+    listed = read_json(root / HASHES, "a reinstall of vidistill")
+    bad = [f for f, h in listed.items() if not (root / f).is_file() or file_sha256(root / f) != h]
     if bad:
         raise ValueError(
             f"{root}: the shipped generator is damaged ({', '.join(bad)} missing or changed); "
