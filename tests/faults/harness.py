@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from click.testing import CliRunner, Result
 from killswitch import target  # tests/faults is on sys.path
 
@@ -39,7 +40,11 @@ SRC = str(Path(vidistill.__file__).resolve().parents[1])
 
 # -- running the CLI -----------------------------------------------------------------------
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    """The child computes with this process's thread count: CPU kernels split work by
+    thread, so a stage killed in a child and finished here is bit-identical to a run done
+    here only when both use the same count (CI leaves ``OMP_NUM_THREADS`` unset)."""
+    threads = str(torch.get_num_threads())
+    return {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": threads, "TQDM_DISABLE": "1"}
 
 
 def cli(*args: Any) -> Result:
