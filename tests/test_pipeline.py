@@ -68,3 +68,33 @@ def test_unknown_config_key_is_named(tmp_path: Path) -> None:
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
     assert "Error: unknown config keys ['vpc']" in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_full_real_reuses_the_classifier_embedders_net(tmp_path: Path) -> None:
+    """The embedder's net IS full-real run 0 (same recipe, seed and clips): the run tests it
+    instead of training it again, and its figures are those of a net trained afresh."""
+    from vidistill.clipstore import ClipStore
+    from vidistill.evaluate import Recipe, evaluate, full_real
+
+    recipe = {"epochs": 1, "min_steps": 0}
+    cfg = {**TINY, "evaluate": {"preset": "toy-quick", "runs": 2, "seed": 0, **recipe}}
+    cfg.update(embedder_options=recipe, vpcs=[1], synthesize={}, report=False)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "c.yaml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    full = next(r for r in rows if r["method"] == "full-real")
+    assert [r["net_reused"] for r in full["per_run"]] == [True, False]
+    store = ClipStore(out / "data")
+    fresh = evaluate(full_real(store), store, Recipe.preset("toy-quick", **recipe), runs=1)
+    assert full["per_run"][0]["top1"] == fresh["per_run"][0]["top1"]
+    assert full["per_run"][0]["train_loss"] == fresh["per_run"][0]["train_loss"]
+    # another recipe is not the embedder's net: trained
+    cfg["evaluate"]["epochs"] = 2
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "c.yaml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    full = next(r for r in rows if r["method"] == "full-real" and r["epochs"] == 2)
+    assert [r["net_reused"] for r in full["per_run"]] == [False, False]

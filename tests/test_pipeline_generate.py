@@ -126,9 +126,13 @@ def test_generate_section_is_checked_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "r" / "data").exists()
 
 
-def test_shipped_presets_load_and_only_toy_gen_generates(tmp_path: Path) -> None:
-    for name in ("toy-quick", "toy-demo", "miniucf", "hmdb51", "k400", "ssv2"):
+def test_shipped_presets_load_and_which_generate(tmp_path: Path) -> None:
+    for name in ("toy-synth", "miniucf", "hmdb51", "k400", "ssv2"):
         assert load_config(name)["generate"] == {}, name  # the paper's path is opt-in there
+    quick = load_config("toy-quick")  # the paper's path from the shipped toy generator
+    assert generate_settings(quick["generate"])["weights"] == "shipped:toy"
+    assert quick["references"] == ["full-real", "full-syn", "random", "random-real"]
+    assert set(quick["select"]) == {"tac-dt", "vst-unet", "mae-score", "csta", "dm-mmd"}
     # ... and its commented block, uncommented as it says, is a valid config
     for name in ("miniucf", "hmdb51", "k400", "ssv2"):
         text = (resources.files("vidistill") / "configs" / f"{name}.yaml").read_text()

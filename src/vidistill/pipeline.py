@@ -397,6 +397,8 @@ class _Evaluation:
     # the same one); None = the run's real store
     pool: ClipStore | None = None
     row_name: str | None = None  # tells two rows of one method apart (random-from-pool / -real)
+    # seed -> (net, stats) already trained for that run (full-real: the classifier embedder's)
+    trained: Callable[[int], Any] | None = None
 
 
 def selection_steps(
@@ -521,15 +523,27 @@ def _run_pipeline(
     # the stages, in the one-process order: (kind, stage)
     steps: list[tuple[str, Any]] = []
     real = [store_dir / "store.json"]
+
+    def embedder_net(seed: int) -> Any:
+        """Full-real run ``seed``'s net when the classifier embedder already trained it."""
+        from vidistill.embed.classifier import cached_full_real
+
+        return cached_full_real(store, recipe, seed)
+
     if gen is not None:  # the pool replaces the real clips as what selectors select from
-        steps += generate_then_select(run, config, gen, store, seeds)
+        steps += generate_then_select(run, config, gen, store, seeds, embedder_net)
     for ref in [] if gen is not None else config["references"]:
         if ref == "full-real":
             steps.append(
                 (
                     "eval",
                     _Evaluation(
-                        "evaluate/full-real", "full-real", None, lambda: full_real(store), real
+                        "evaluate/full-real",
+                        "full-real",
+                        None,
+                        lambda: full_real(store),
+                        real,
+                        trained=embedder_net,
                     ),
                 )
             )
@@ -608,6 +622,8 @@ def _run_pipeline(
                     )
                 )
 
+    # embedding first: its classifier net is full-real run `seed` (reused, not retrained)
+    steps.sort(key=lambda step: step[0] != "embed")
     if not ctx.distributed:
         for kind, step in steps:
             if kind == "eval":
@@ -697,6 +713,7 @@ class _Grid:
             vpc=e.vpc,
             pool=str(e.pool.root) if e.pool is not None else self.pool,
             progress=progress,
+            trained=e.trained,
         )
         if e.row_name:
             row["row_name"] = e.row_name
@@ -801,6 +818,7 @@ def generate_then_select(
     gen: dict[str, Any],
     store: ClipStore,
     seeds: list[int],
+    embedder_net: Callable[[int], Any] | None = None,
 ) -> list[tuple[str, Any]]:
     """Generator → pool (run here, now: ``generate/prepare`` | ``generate/train`` |
     ``generate/convert``, then ``generate/sample``) and the stages that follow, returned as
@@ -836,6 +854,7 @@ def generate_then_select(
                         None,
                         lambda: full_real(store),
                         [real_head],
+                        trained=embedder_net,
                     ),
                 )
             )

@@ -18,10 +18,10 @@ from vidistill.commands.app import clean_errors, main
 )
 @clean_errors()
 def run(config, out, runs):
-    """Run every stage of CONFIG (a YAML file or a shipped preset name: toy-quick, toy-demo,
-    toy-gen, miniucf, hmdb51, k400, ssv2). Finished stages are skipped; a killed run resumes.
+    """Run every stage of CONFIG (a YAML file or a shipped preset name: toy-quick, toy-synth,
+    toy-demo, toy-gen, miniucf, hmdb51, k400, ssv2). Finished stages are skipped; a killed run resumes.
 
-    With a `generate:` section (toy-gen; docs/generation.md) a generator is trained (or
+    With a `generate:` section (toy-quick, toy-gen; docs/generation.md) a generator is trained (or
     given) first, a pool is sampled from it and the selectors select from the POOL; the
     rows are full-real, full-syn, random-from-pool, random-real and each selector.
 

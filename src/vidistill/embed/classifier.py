@@ -57,6 +57,46 @@ def store_identity(store: ClipStore) -> dict[str, str]:
     return {"path": str(store.root.resolve()), "id": str(plan)}
 
 
+def net_key(recipe: Any, seed: int, train_store: ClipStore, split: str = "train") -> dict:
+    """What a cached net was trained with (the cache file's ``key`` metadata)."""
+    return {
+        "recipe": recipe.to_dict(),
+        "seed": seed,
+        "train_split": split,
+        "train_store": store_identity(train_store),
+        "store_count": len(train_store),
+        "num_classes": train_store.num_classes,
+    }
+
+
+def cached_full_real(
+    store: ClipStore, recipe: Any, seed: int
+) -> tuple[torch.nn.Module, Any] | None:
+    """The classifier embedder's cached net when it IS full-real run ``seed`` of ``recipe``
+    (trained by ``train_net`` on every training clip of ``store`` with that recipe and
+    seed), with its training stats; else ``None``.
+
+    Why: the embedder and the full-real row train the same network — on 2 cores that is
+    ~3 CPU-minutes each — so the run grid tests this one instead of training it twice."""
+    from vidistill.errors import CorruptArtifact
+    from vidistill.evaluate.train import TrainStats, build_net
+    from vidistill.integrity import load_safetensors
+
+    path = store.root / "embeddings" / NET_FILE
+    if not path.is_file():
+        return None
+    try:
+        state, meta = load_safetensors(path, "`vidistill embed` (it trains the net again)")
+        saved, stats = json.loads(meta.get("key", "{}")), json.loads(meta.get("stats", "null"))
+    except (CorruptArtifact, json.JSONDecodeError):
+        return None  # only a cache: the run trains its own net
+    if saved != json.loads(json.dumps(net_key(recipe, seed, store))) or not stats:
+        return None
+    net = build_net(recipe, store.num_classes, store.spec.frames, store.spec.size)
+    net.load_state_dict(state)
+    return net, TrainStats(**stats)
+
+
 def _training_store(store: ClipStore, train_store: str | Path | ClipStore | None) -> ClipStore:
     """The store the net learns from, checked against the one it embeds."""
     if train_store is None:
@@ -108,14 +148,7 @@ class ClassifierEmbedder(Embedder):
         if path.is_dir():
             path = path / NET_FILE
         self.net_path = path
-        key = {
-            "recipe": self.recipe.to_dict(),
-            "seed": seed,
-            "train_split": train_split,
-            "train_store": store_identity(self.train_store),
-            "store_count": len(self.train_store),
-            "num_classes": self.train_store.num_classes,
-        }
+        key = net_key(self.recipe, seed, self.train_store, train_split)
         self.net, self.cached = self._load(path, key, weights is not None), True
         if self.net is None:
             self.cached = False

@@ -190,6 +190,7 @@ def evaluate(
     device: str | torch.device | None = None,
     test_split: str = "test",
     progress: bool = True,
+    trained: Callable[[int], tuple[torch.nn.Module, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Train ``runs`` fresh nets (seeds ``seed, seed+1, ...``) and test each on the real test split.
 
@@ -197,7 +198,10 @@ def evaluate(
     (a fresh draw per run, as for ``random``, or a selection / synthesis redone with the
     run's seed — the paired protocol). ``pool`` names the store the clips are drawn from
     (default: the training set's ``store``); a method row is paired with the ``random`` row
-    of the same pool (:mod:`vidistill.evaluate.paired`). Returns one result row.
+    of the same pool (:mod:`vidistill.evaluate.paired`). ``trained(seed)`` may return a
+    net already trained for run ``seed`` on this very set with this recipe, and its stats
+    (the classifier embedder's full-real net): that run is tested, not trained again, and
+    its row says so (``net_reused``). Returns one result row.
     """
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
@@ -231,9 +235,13 @@ def evaluate(
         reset_peak_vram(device)
         t0 = time.perf_counter()
         desc = f"{method} vpc={vpc if vpc is not None else 'all'} run {r + 1}/{runs}"
-        model, stats = train_net(
-            train_set, recipe, seed=s, device=device, progress=progress, desc=desc
-        )
+        reused = trained(s) if trained is not None else None
+        if reused is not None:
+            model, stats = reused[0].to(device), reused[1]
+        else:
+            model, stats = train_net(
+                train_set, recipe, seed=s, device=device, progress=progress, desc=desc
+            )
         probs = predict(model, test_set, recipe, device=device, seed=s)
         m = classification_metrics(y_test, probs, test_store.num_classes, scores_are_probs=True)
         per_run.append(
@@ -256,6 +264,7 @@ def evaluate(
                 "peak_vram_mb": peak_vram_mb(device),
                 "train_clips": train_set.num_clips,
                 "train_bytes": train_set.bytes_stored(),
+                "net_reused": reused is not None,
             }
         )
         del model
