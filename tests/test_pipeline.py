@@ -98,3 +98,29 @@ def test_full_real_reuses_the_classifier_embedders_net(tmp_path: Path) -> None:
     rows = json.loads((out / "results.json").read_text())["rows"]
     full = next(r for r in rows if r["method"] == "full-real" and r["epochs"] == 2)
     assert [r["net_reused"] for r in full["per_run"]] == [False, False]
+
+
+def test_evaluate_augment_adds_a_paired_row_under_that_recipe(tmp_path: Path) -> None:
+    """IDTD's τ (its §4.3) as a run option: the synthesizer's sets evaluated with the
+    augmentation, beside random under the same recipe, so the row keeps its IOR."""
+    cfg = {**TINY, "select": [], "vpcs": [1], "report": False}
+    cfg["evaluate"] = {**TINY["evaluate"], "runs": 2}
+    cfg["synthesize"] = {"dm": {"iterations": 2, "evaluate_augment": "idtd-temporal"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "c.yaml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    by_name = {(r.get("row_name") or r["method"], r["vpc"]): r for r in rows}
+    tau, tau_random = by_name[("dm +idtd-temporal", 1)], by_name[("random +idtd-temporal", 1)]
+    assert tau["recipe"]["augment"] == tau_random["recipe"]["augment"] == "idtd-temporal"
+    assert by_name[("dm", 1)]["recipe"]["augment"] is None
+    assert tau["ior_seeds"] == [0, 1] and tau["ior_mean"] is not None  # paired with its random
+    # the option is the run's, not the synthesizer's: one synthesis per seed serves both rows
+    assert sorted(p.name for p in (out / "synth").iterdir()) == ["dm_vpc1_seed0", "dm_vpc1_seed1"]
+    bad = {**cfg, "synthesize": {"dm": {"evaluate_augment": "nope"}}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    res = CliRunner().invoke(
+        main, ["run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "b")]
+    )
+    assert res.exit_code == 1 and "nope" in res.output

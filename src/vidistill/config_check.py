@@ -14,6 +14,9 @@ from vidistill import registry
 from vidistill.clipstore import ClipSpec
 
 REFERENCES = ("full-real", "random", "full-syn", "random-real")
+# a synthesize entry's pipeline option (not the synthesizer's): also evaluate its sets with
+# this training augmentation, beside random under the same recipe (IDTD's τ, its §4.3)
+EVALUATE_AUGMENT = "evaluate_augment"
 
 
 def _int(x: Any) -> bool:
@@ -74,6 +77,11 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         registry.get("synthesizer", name)
         if not isinstance(options, dict):
             _fail(f"synthesize.{name}", "a mapping of its options (or {})", options)
+        augment = options.get(EVALUATE_AUGMENT)
+        if augment is not None:
+            if not isinstance(augment, str):
+                _fail(f"synthesize.{name}.{EVALUATE_AUGMENT}", "an augment name", augment)
+            registry.get("augment", augment)
     ev = cfg["evaluate"]
     if not (_int(ev.get("runs", 1)) and ev.get("runs", 1) >= 1):
         _fail("evaluate.runs", "an integer >= 1", ev.get("runs"))

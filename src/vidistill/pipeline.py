@@ -39,7 +39,7 @@ import yaml
 from vidistill import __version__, distributed, registry
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore
-from vidistill.config_check import check_config
+from vidistill.config_check import EVALUATE_AUGMENT, check_config
 from vidistill.errors import RunInUse
 from vidistill.evaluate.costs import peak_rss_mb
 
@@ -399,6 +399,7 @@ class _Evaluation:
     row_name: str | None = None  # tells two rows of one method apart (random-from-pool / -real)
     # seed -> (net, stats) already trained for that run (full-real: the classifier embedder's)
     trained: Callable[[int], Any] | None = None
+    recipe: Any = None  # the evaluator recipe when not the run's (a synthesizer's evaluate_augment)
 
 
 def selection_steps(
@@ -580,7 +581,10 @@ def _run_pipeline(
         from vidistill.synthesize.runner import synthesize
         from vidistill.synthetic import SyntheticSet
 
-        for method, options in config["synthesize"].items():
+        augmented: set[tuple[str, int]] = set()  # (augment, vpc) with its random row
+        for method, entry in config["synthesize"].items():
+            options = {k: v for k, v in (entry or {}).items() if k != EVALUATE_AUGMENT}
+            augment = (entry or {}).get(EVALUATE_AUGMENT)
             for vpc in config["vpcs"]:
                 # one learned set per run seed, as for selections
                 for sd in seeds:
@@ -621,13 +625,17 @@ def _run_pipeline(
                         ),
                     )
                 )
+                if augment is not None:
+                    steps += _augmented_rows(steps[-1][1], augment, recipe, store, augmented)
 
     # embedding first: its classifier net is full-real run `seed` (reused, not retrained)
     steps.sort(key=lambda step: step[0] != "embed")
     if not ctx.distributed:
         for kind, step in steps:
             if kind == "eval":
-                run.stage(step.name, eval_cfg, step.inputs, lambda e=step: grid.evaluate_all(e))
+                run.stage(
+                    step.name, grid.key(step), step.inputs, lambda e=step: grid.evaluate_all(e)
+                )
             else:
                 run.stage(step.name, step.config, step.inputs, step.fn)
     else:
@@ -648,6 +656,39 @@ def _run_pipeline(
         results = run.root / "results.json"
         run.stage("report", {}, [results], lambda: _report(run.root, store, config))
     return run.root
+
+
+def _augmented_rows(
+    plain: _Evaluation, augment: str, recipe: Any, store: ClipStore, done: set[tuple[str, int]]
+) -> list[tuple[str, Any]]:
+    """``plain``'s sets evaluated with the training augmentation ``augment`` (IDTD trains its
+    students with τ, §4.3), and — once per (augment, VPC) — random real clips under the same
+    recipe, so the row keeps a paired IOR: every row is compared under one recipe."""
+    from vidistill.evaluate import random_subset
+
+    tagged = recipe.with_(augment=augment)
+    rows = [
+        _Evaluation(
+            f"evaluate/{plain.method}+{augment}/vpc{plain.vpc}",
+            plain.method,
+            plain.vpc,
+            plain.source,
+            plain.inputs,
+            row_name=f"{plain.method} +{augment}",
+            recipe=tagged,
+        )
+    ]
+    if (augment, plain.vpc) not in done:
+        done.add((augment, plain.vpc))
+        draw = lambda v=plain.vpc: lambda s: random_subset(store, v, s)  # noqa: E731
+        name = f"evaluate/random+{augment}/vpc{plain.vpc}"
+        real = [store.root / "store.json"]
+        rows.append(
+            _Evaluation(
+                name, "random", plain.vpc, draw, real, row_name=f"random +{augment}", recipe=tagged
+            )
+        )
+    return [("eval", e) for e in rows]
 
 
 WHOLE_SET_REFERENCES = ("full-real", "full-syn")
@@ -700,13 +741,19 @@ class _Grid:
             self._source = (e, e.source())
         return self._source[1]
 
+    def key(self, e: _Evaluation) -> dict[str, Any]:
+        """The stage key of ``e``: the run's evaluate settings with ``e``'s own recipe."""
+        return (
+            self.eval_cfg if e.recipe is None else {**self.eval_cfg, "recipe": e.recipe.to_dict()}
+        )
+
     def _evaluate(self, e: _Evaluation, runs: int, seed: int, progress: bool) -> dict[str, Any]:
         from vidistill.evaluate import evaluate
 
         row = evaluate(
             self._source_of(e),
             self.store,
-            self.recipe,
+            e.recipe or self.recipe,
             runs=runs,
             seed=seed,
             method=e.method,
@@ -767,7 +814,7 @@ class _Grid:
         def decide() -> list[tuple[int, dict[str, Any]]]:
             out = []
             for i, e in enumerate(evaluations):
-                key = run.pending(e.name, self.eval_cfg, e.inputs)
+                key = run.pending(e.name, self.key(e), e.inputs)
                 if key is not None:
                     out.append((i, key))
             return out
