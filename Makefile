@@ -16,8 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[models,report,dev]"
 	touch $@
 
+# the demo's stages share out over DEMO_PROCS processes (torchrun, gloo on CPU; 1 = plain)
+DEMO_PROCS ?= 2
+
 demo: $(VENV)/.installed
-	$(VENV)/bin/vidistill demo --out $(DEMO_DIR)
+	$(VENV)/bin/torchrun --standalone --nproc_per_node $(DEMO_PROCS) -m vidistill.cli demo --out $(DEMO_DIR)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -133,6 +133,10 @@ def test_shipped_presets_load_and_which_generate(tmp_path: Path) -> None:
     assert generate_settings(quick["generate"])["weights"] == "shipped:toy"
     assert quick["references"] == ["full-real", "full-syn", "random", "random-real"]
     assert set(quick["select"]) == {"tac-dt", "vst-unet", "mae-score", "csta", "dm-mmd"}
+    demo = load_config("toy-demo")  # both seed methods: select from the pool, and synthesize
+    assert generate_settings(demo["generate"])["weights"] == "shipped:toy"
+    assert demo["synthesize"]["idtd"]["evaluate_augment"] == "idtd-temporal"
+    assert {"tac-dt", "vst-unet"} <= set(demo["select"]) and "dm" in demo["synthesize"]
     # ... and its commented block, uncommented as it says, is a valid config
     for name in ("miniucf", "hmdb51", "k400", "ssv2"):
         text = (resources.files("vidistill") / "configs" / f"{name}.yaml").read_text()

@@ -46,11 +46,15 @@ def run(config, out, runs):
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 @clean_errors()
 def demo(out):
-    """The toy demo (`make demo`): prepare → select (TAC-DT) → synthesize (DM)
-    → evaluate beside full-real and random → report."""
+    """The toy demo (`make demo`): a pool sampled from the shipped toy generator → TAC-DT
+    and VST-UNet select from it; IDTD (+τ) and DM synthesize; evaluated beside full-real,
+    random-from-pool and random-real at VPC 1 and 5 → report. `make demo` launches it on
+    2 processes (`torchrun --nproc_per_node 2 -m vidistill.cli demo`)."""
     from vidistill.pipeline import load_config, run_pipeline
 
     root = run_pipeline(load_config("toy-demo"), out, log=click.echo)
+    if not distributed.is_main():
+        return
     report = root / "report" / "report.md"
     if report.is_file():
         click.echo(report.read_text())
