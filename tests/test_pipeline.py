@@ -118,9 +118,22 @@ def test_evaluate_augment_adds_a_paired_row_under_that_recipe(tmp_path: Path) ->
     assert tau["ior_seeds"] == [0, 1] and tau["ior_mean"] is not None  # paired with its random
     # the option is the run's, not the synthesizer's: one synthesis per seed serves both rows
     assert sorted(p.name for p in (out / "synth").iterdir()) == ["dm_vpc1_seed0", "dm_vpc1_seed1"]
-    bad = {**cfg, "synthesize": {"dm": {"evaluate_augment": "nope"}}}
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    res = CliRunner().invoke(
-        main, ["run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "b")]
-    )
-    assert res.exit_code == 1 and "nope" in res.output
+    for bad_entry, named in (({"evaluate_augment": "nope"}, "nope"), ({"vpcs": [5]}, "vpcs")):
+        bad = {**cfg, "synthesize": {"dm": bad_entry}}
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+        args = ["run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "b")]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 1 and named in res.output, res.output
+
+
+def test_a_synthesizer_runs_at_its_own_vpcs(tmp_path: Path) -> None:
+    """`synthesize.<m>.vpcs`: a costly method kept to some of the run's VPCs."""
+    cfg = {**TINY, "select": [], "references": ["random"], "report": False}
+    cfg["synthesize"] = {"dm": {"iterations": 1, "vpcs": [1]}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "c.yaml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    got = sorted((r["method"], r["vpc"]) for r in rows)
+    assert got == [("dm", 1), ("random", 1), ("random", 2)]

@@ -17,6 +17,9 @@ REFERENCES = ("full-real", "random", "full-syn", "random-real")
 # a synthesize entry's pipeline option (not the synthesizer's): also evaluate its sets with
 # this training augmentation, beside random under the same recipe (IDTD's τ, its §4.3)
 EVALUATE_AUGMENT = "evaluate_augment"
+# ... and the VPCs it runs at, when not all of the run's (a costly method kept to VPC 1)
+SYNTH_VPCS = "vpcs"
+RUN_OPTIONS = (EVALUATE_AUGMENT, SYNTH_VPCS)
 
 
 def _int(x: Any) -> bool:
@@ -82,6 +85,11 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(augment, str):
                 _fail(f"synthesize.{name}.{EVALUATE_AUGMENT}", "an augment name", augment)
             registry.get("augment", augment)
+        own = options.get(SYNTH_VPCS)
+        if own is not None and not (
+            isinstance(own, list) and own and all(_int(v) for v in own) and set(own) <= set(vpcs)
+        ):
+            _fail(f"synthesize.{name}.{SYNTH_VPCS}", f"a non-empty subset of vpcs {vpcs}", own)
     ev = cfg["evaluate"]
     if not (_int(ev.get("runs", 1)) and ev.get("runs", 1) >= 1):
         _fail("evaluate.runs", "an integer >= 1", ev.get("runs"))

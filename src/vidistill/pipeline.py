@@ -39,7 +39,7 @@ import yaml
 from vidistill import __version__, distributed, registry
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipSpec, ClipStore
-from vidistill.config_check import EVALUATE_AUGMENT, check_config
+from vidistill.config_check import EVALUATE_AUGMENT, RUN_OPTIONS, SYNTH_VPCS, check_config
 from vidistill.errors import RunInUse
 from vidistill.evaluate.costs import peak_rss_mb
 
@@ -583,9 +583,9 @@ def _run_pipeline(
 
         augmented: set[tuple[str, int]] = set()  # (augment, vpc) with its random row
         for method, entry in config["synthesize"].items():
-            options = {k: v for k, v in (entry or {}).items() if k != EVALUATE_AUGMENT}
+            options = {k: v for k, v in (entry or {}).items() if k not in RUN_OPTIONS}
             augment = (entry or {}).get(EVALUATE_AUGMENT)
-            for vpc in config["vpcs"]:
+            for vpc in (entry or {}).get(SYNTH_VPCS) or config["vpcs"]:
                 # one learned set per run seed, as for selections
                 for sd in seeds:
                     steps.append(
