@@ -678,15 +678,16 @@ def _augmented_rows(
             recipe=tagged,
         )
     ]
-    if (augment, plain.vpc) not in done:
+    if (augment, plain.vpc) not in done:  # first, so the method row logs its IOR
         done.add((augment, plain.vpc))
         draw = lambda v=plain.vpc: lambda s: random_subset(store, v, s)  # noqa: E731
         name = f"evaluate/random+{augment}/vpc{plain.vpc}"
         real = [store.root / "store.json"]
-        rows.append(
+        rows.insert(
+            0,
             _Evaluation(
                 name, "random", plain.vpc, draw, real, row_name=f"random +{augment}", recipe=tagged
-            )
+            ),
         )
     return [("eval", e) for e in rows]
 
