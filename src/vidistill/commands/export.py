@@ -51,7 +51,7 @@ def export(run_or_set, out, method, vpc, seed, store, codec, fps, overwrite):
     Examples:
       vidistill export sel.json --out exported/tac-dt-vpc5
       vidistill export runs/toy-quick --method tac-dt --vpc 5 --seed 0 --out exported/tac
-      vidistill export runs/toy-quick/synth/dm_vpc1_seed0 --out exported/dm --codec ffv1
+      vidistill export runs/toy-synth/synth/dm_vpc1_seed0 --out exported/dm --codec ffv1
       vidistill prepare folder --root exported/tac --out stores/tac --frames 8 --size 64 --stride 1
     """
     from vidistill.export import export as write_export
