@@ -583,9 +583,10 @@ def _run_pipeline(
 
         augmented: set[tuple[str, int]] = set()  # (augment, vpc) with its random row
         for method, entry in config["synthesize"].items():
-            options = {k: v for k, v in (entry or {}).items() if k not in RUN_OPTIONS}
-            augment = (entry or {}).get(EVALUATE_AUGMENT)
-            for vpc in (entry or {}).get(SYNTH_VPCS) or config["vpcs"]:
+            # entry: a mapping (check_config); the run's own keys are not the synthesizer's
+            options = {k: v for k, v in entry.items() if k not in RUN_OPTIONS}
+            augment = entry.get(EVALUATE_AUGMENT)
+            for vpc in entry.get(SYNTH_VPCS) or config["vpcs"]:
                 # one learned set per run seed, as for selections
                 for sd in seeds:
                     steps.append(

@@ -69,6 +69,33 @@ def net_key(recipe: Any, seed: int, train_store: ClipStore, split: str = "train"
     }
 
 
+def read_cached_net(
+    path: Path, key: dict[str, Any], explicit: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+    """The state dict and metadata of the cached net at ``path`` if it was trained with
+    ``key``; else ``None`` (a missing, damaged or stale cache is only a cache) — or, with
+    ``explicit`` (weights the user named), the error saying which."""
+    from vidistill.errors import CorruptArtifact
+    from vidistill.integrity import load_safetensors
+
+    if not path.is_file():
+        if explicit:
+            raise FileNotFoundError(f"no classifier weights at {path}")
+        return None
+    try:
+        state, meta = load_safetensors(path, "`vidistill embed` (it trains the net again)")
+        saved = json.loads(meta.get("key", "{}"))
+    except (CorruptArtifact, json.JSONDecodeError):
+        if explicit:
+            raise
+        return None  # a damaged cache: retrain (and overwrite it)
+    if saved != json.loads(json.dumps(key)):
+        if explicit:
+            raise ValueError(f"{path} was trained with {saved}, not {key}")
+        return None  # stale cache: retrain
+    return state, meta
+
+
 def cached_full_real(
     store: ClipStore, recipe: Any, seed: int
 ) -> tuple[torch.nn.Module, Any] | None:
@@ -78,19 +105,17 @@ def cached_full_real(
 
     Why: the embedder and the full-real row train the same network — on 2 cores that is
     ~3 CPU-minutes each — so the run grid tests this one instead of training it twice."""
-    from vidistill.errors import CorruptArtifact
     from vidistill.evaluate.train import TrainStats, build_net
-    from vidistill.integrity import load_safetensors
 
-    path = store.root / "embeddings" / NET_FILE
-    if not path.is_file():
+    found = read_cached_net(store.root / "embeddings" / NET_FILE, net_key(recipe, seed, store))
+    if found is None:
         return None
+    state, meta = found
     try:
-        state, meta = load_safetensors(path, "`vidistill embed` (it trains the net again)")
-        saved, stats = json.loads(meta.get("key", "{}")), json.loads(meta.get("stats", "null"))
-    except (CorruptArtifact, json.JSONDecodeError):
-        return None  # only a cache: the run trains its own net
-    if saved != json.loads(json.dumps(net_key(recipe, seed, store))) or not stats:
+        stats = json.loads(meta.get("stats", "null"))
+    except json.JSONDecodeError:
+        return None
+    if not stats:
         return None
     net = build_net(recipe, store.num_classes, store.spec.frames, store.spec.size)
     net.load_state_dict(state)
@@ -169,26 +194,11 @@ class ClassifierEmbedder(Embedder):
         )
 
     def _load(self, path: Path, key: dict[str, Any], explicit: bool) -> torch.nn.Module | None:
-        from vidistill.errors import CorruptArtifact
-        from vidistill.integrity import load_safetensors
-
-        if not path.is_file():
-            if explicit:
-                raise FileNotFoundError(f"no classifier weights at {path}")
+        found = read_cached_net(path, key, explicit)
+        if found is None:
             return None
-        try:
-            state, meta = load_safetensors(path, "`vidistill embed` (it trains the net again)")
-            saved = json.loads(meta.get("key", "{}"))
-        except (CorruptArtifact, json.JSONDecodeError):
-            if explicit:
-                raise
-            return None  # a damaged cache is only a cache: retrain (and overwrite it)
-        if saved != json.loads(json.dumps(key)):
-            if explicit:
-                raise ValueError(f"{path} was trained with {saved}, not {key}")
-            return None  # stale cache: retrain
         net = self._build()
-        net.load_state_dict(state)
+        net.load_state_dict(found[0])
         return net
 
     def _train(self, key: dict[str, Any]) -> torch.nn.Module:
