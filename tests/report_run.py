@@ -110,6 +110,9 @@ def fake_run(root: Path) -> Path:
                 learned.append(np.clip(mean + 10 * k, 0, 255).astype(np.uint8))
                 recs.append(ClipRecord(f"synthetic/dm/{k}", c, name, "train"))
         _store(root / "synth" / f"dm_vpc{vpc}_seed0" / "preview", learned, recs)
+        done = {"method": "dm", "vpc": vpc, "iterations": 100,
+                "moved_from_init": {"mean_abs_levels": 2.5 * vpc, "changed_fraction": 0.5}}  # fmt: skip
+        (root / "synth" / f"dm_vpc{vpc}_seed0" / "done.json").write_text(json.dumps(done))
 
     rows = [_row("full-real", None, [80.0, 83.3, 80.0], store, "real")]
     for vpc, base in ((1, 40.0), (2, 55.0)):

@@ -126,6 +126,9 @@ def test_report_of_a_run_directory(tmp_path: Path) -> None:
     assert "| select/tac-dt/vpc2 | 3 | 8.0 | 24 | 508 |" in text  # seeds folded into one line
     # the gallery shows VPC 2, run seed 0: random's own draw, tac-dt's choice, DM's videos
     assert "VPC 2, run seed 0" in text
+    assert (  # the learned sets' distance from their start, from done.json
+        "dm VPC 1: 2.5 levels (50 % of values changed) in 100 iterations; dm VPC 2: 5 levels"
+    ) in text
     assert "*rows, top to bottom: random, tac-dt, dm (learned)*" in text
     for c, name in enumerate(CLASSES):
         assert (run / "report" / "clips" / f"{c:02d}_{name}.gif").is_file()

@@ -6,6 +6,8 @@ stores, < 1 min."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -634,3 +636,15 @@ def test_outputs_load_and_train_in_the_evaluator(tmp_path, store3):
     _, stats = train_net(ts, Recipe(width=0.125, epochs=60, batch_size=6, lr=0.1), seed=0)
     assert not stats.diverged and stats.train_acc >= 4 / 6, stats
     assert stats.train_loss < 0.95 < 1.05 < stats.loss_curve[0], stats.loss_curve
+
+
+def test_done_json_says_how_far_the_videos_moved_from_their_initialisation(tmp_path, store3):
+    opts = {**FAST, "iterations": 3, "init": "real"}
+    still = synthesize(store3, "dm", 1, tmp_path / "lr0", {**opts, "lr": 0.0}, progress=False)
+    moved = synthesize(store3, "dm", 1, tmp_path / "lr30", opts, progress=False)
+    assert still.meta["moved_from_init"] == {"mean_abs_levels": 0.0, "changed_fraction": 0.0}
+    # the same real clips as a start (same seed), moved by lr 30's updates
+    assert moved.meta["moved_from_init"]["mean_abs_levels"] > 0
+    assert 0 < moved.meta["moved_from_init"]["changed_fraction"] <= 1
+    done = json.loads((tmp_path / "lr30" / "done.json").read_text())
+    assert done["moved_from_init"] == moved.meta["moved_from_init"]

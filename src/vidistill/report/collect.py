@@ -250,6 +250,9 @@ def report_run(
             "re-synthesises with seed s and shares evaluator seed s with random); final-epoch "
             "metrics on the real test split."
         )
+    moves = learned_moves(root / "synth", seed)
+    if moves:
+        notes.append(moves)
     images: list[tuple[str, str]] = []
     if pool is not None:
         notes.append(pool_note(pool))
@@ -271,6 +274,31 @@ def report_run(
         projection_caption=caption,
         stage_costs=stage_costs(root),
         full_bytes=full,
+    )
+
+
+def learned_moves(synth_root: Path, seed: int) -> str | None:
+    """One line on how far each learned set (run ``seed``) moved from its initialisation —
+    ``done.json``'s ``moved_from_init``: a set that barely moved is its initialisation, and
+    its row measures that, not the method."""
+    parts = []
+    for d in sorted(synth_root.glob(f"*_seed{seed}")):
+        try:
+            done = json.loads((d / "done.json").read_text())
+        except (OSError, ValueError):
+            continue
+        moved = done.get("moved_from_init")
+        if moved:
+            parts.append(
+                f"{done.get('method', d.name)} VPC {done.get('vpc', '?')}: "
+                f"{moved['mean_abs_levels']:g} levels ({100 * moved['changed_fraction']:.0f} % "
+                f"of values changed) in {done.get('iterations', '?')} iterations"
+            )
+    if not parts:
+        return None
+    return (
+        f"learned sets (run {seed}) moved from their initialisation by a mean absolute "
+        "change, in uint8 grey levels of 255: " + "; ".join(parts) + "."
     )
 
 

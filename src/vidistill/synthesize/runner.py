@@ -8,7 +8,8 @@ discarded, never silently reused). Every iteration's random net and real
 batches are drawn from a generator seeded by (seed, iteration), so a resumed run follows
 the same trajectory as an uninterrupted one. The result is ``DIR/synthetic.safetensors``
 (a :class:`~vidistill.synthetic.SyntheticSet`) plus a uint8 preview ClipStore in
-``DIR/preview/`` and ``DIR/done.json`` (wall time, peak RSS, bytes stored, losses).
+``DIR/preview/`` and ``DIR/done.json`` (wall time, peak RSS, bytes stored, losses, and how far the videos moved
+from their initialisation — :func:`moved_from_init`).
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ def synthesize(
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     synth = build(store, method, vpc, options, seed)
+    # the start, before any resume: a set learned too briefly stays visibly its initialisation
+    with torch.no_grad():
+        init_u8 = to_uint8(synth.videos()[0].cpu()) if ctx.is_main else None
     cfg = asdict(synth.config)
     key = _config_hash(method, vpc, seed, cfg, _store_identity(store))
     opts = synth.make_optimizers()
@@ -193,6 +197,7 @@ def synthesize(
             "bytes_stored": synth.bytes_stored(),
             "videos": int(videos.shape[0]),
             "final_loss": history[-1] if history else None,
+            "moved_from_init": moved_from_init(init_u8, videos),
             **synth.meta(),
         }
         result = SyntheticSet(videos.float(), labels, list(store.class_names), meta)
@@ -219,6 +224,18 @@ def synthesize(
 
     distributed.on_main(write, "write the synthetic set")
     return SyntheticSet.load(out)
+
+
+def moved_from_init(init_u8: torch.Tensor, videos: torch.Tensor) -> dict[str, float]:
+    """How far the learned videos are from their initialisation, as a viewer sees them (uint8):
+    the mean absolute change in grey levels (of 255) and the fraction of values that changed.
+    0 means the synthesis changed nothing visible — e.g. a real-initialised DM run too short
+    for its lr."""
+    diff = (to_uint8(videos.detach().cpu()).float() - init_u8.float()).abs()
+    return {
+        "mean_abs_levels": round(diff.mean().item(), 2),
+        "changed_fraction": round((diff > 0).float().mean().item(), 4),
+    }
 
 
 def _check_finite(
