@@ -48,8 +48,9 @@ def run(config, out, runs):
 def demo(out):
     """The toy demo (`make demo`): a pool sampled from the shipped toy generator → TAC-DT
     and VST-UNet select from it; IDTD (+τ) and DM synthesize; evaluated beside full-real,
-    random-from-pool and random-real at VPC 1 and 5 → report. `make demo` launches it on
-    2 processes (`torchrun --nproc_per_node 2 -m vidistill.cli demo`)."""
+    random-from-pool and random-real at VPC 1 and 5 → report. `make demo` runs it in one
+    process (on 2 cores faster than 2 ranks); `torchrun --nproc_per_node N -m vidistill.cli
+    demo` shares its stages out."""
     from vidistill.pipeline import load_config, run_pipeline
 
     root = run_pipeline(load_config("toy-demo"), out, log=click.echo)
