@@ -229,13 +229,14 @@ class Run:
                 self.root / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode()
             )
 
-    def _marker(self, name: str) -> Path:
+    def marker(self, name: str) -> Path:
+        """The stage's done-marker (its key changes exactly when the stage's inputs do)."""
         return self.root / "stages" / f"{name.replace('/', '__')}.json"
 
     def pending(self, name: str, config: Any, inputs: list[Path]) -> dict[str, Any] | None:
         """The stage's key if it must run; None (logged as skipped) if its marker matches."""
         key = {"config": _hash(config), "inputs": {str(p): _file_hash(p) for p in inputs}}
-        if _marker_key(self._marker(name)) == key:
+        if _marker_key(self.marker(name)) == key:
             self.log(f"[skip] {name} (done, inputs unchanged)")
             return None
         return key
@@ -243,7 +244,7 @@ class Run:
     def done(self, name: str, key: dict[str, Any], seconds: float) -> None:
         """Write the stage's marker (last, atomically)."""
         write_json_atomic(
-            self._marker(name),
+            self.marker(name),
             {
                 "stage": name,
                 "key": key,
@@ -409,11 +410,13 @@ def selection_steps(
     vpc: int,
     seeds: list[int],
     emb: str,
-    from_pool: bool = False,
+    pool_inputs: list[Path] | None = None,
 ) -> list[tuple[str, Any]]:
     """The paired protocol for one selector and VPC: one selection task per run seed (from
-    ``store``), then the evaluation row that trains run s on selection s. ``from_pool``: the
-    store is a generated pool (the row's ``pool``, so its IOR partner is random from it)."""
+    ``store``), then the evaluation row that trains run s on selection s. ``pool_inputs``: the
+    store is a generated pool (the row's ``pool``, so its IOR partner is random from it), and
+    these files say when it was re-sampled (the evaluation then reruns too)."""
+    from_pool = pool_inputs is not None
     from vidistill.embed.store import embeddings_path
     from vidistill.evaluate import load_selection, selection_set
     from vidistill.select import select_store
@@ -450,7 +453,10 @@ def selection_steps(
                         store, load_selection(selection_path(run.root, method, vpc, s))
                     )
                 ),
-                [selection_path(run.root, method, vpc, sd) for sd in seeds],
+                [
+                    *(selection_path(run.root, method, vpc, sd) for sd in seeds),
+                    *(pool_inputs or []),
+                ],
                 store if from_pool else None,
             ),
         )
@@ -889,7 +895,9 @@ def generate_then_select(
     real_head = store.root / "store.json"
     model_dir = _generator(run, config, gen, store, run.log)
     pool = _sample_pool(run, gen, model_dir, store)
-    pool_head = pool.root / "store.json"
+    # the pool as sampled: its sample marker's key names the generator files and settings, so
+    # every row drawn from the pool reruns when it is re-sampled (even if the indices match)
+    pool_head = [pool.root / "store.json", run.marker("generate/sample")]
 
     steps: list[tuple[str, Any]] = []
     for ref in config["references"]:
@@ -914,11 +922,11 @@ def generate_then_select(
             steps.append(
                 (
                     "eval",
-                    _Evaluation("evaluate/full-syn", "full-syn", None, whole, [pool_head], pool),
+                    _Evaluation("evaluate/full-syn", "full-syn", None, whole, pool_head, pool),
                 )
             )
         elif ref in ("random", "random-real"):
-            src, head = (pool, pool_head) if ref == "random" else (store, real_head)
+            src, head = (pool, pool_head) if ref == "random" else (store, [real_head])
             name = "random-from-pool" if ref == "random" else "random-real"
             for vpc in config["vpcs"]:
                 draw = lambda v=vpc, src=src: lambda s: random_subset(src, v, s)  # noqa: E731
@@ -926,7 +934,7 @@ def generate_then_select(
                     (
                         "eval",
                         _Evaluation(
-                            f"evaluate/{ref}/vpc{vpc}", "random", vpc, draw, [head], src, name
+                            f"evaluate/{ref}/vpc{vpc}", "random", vpc, draw, head, src, name
                         ),
                     )
                 )
@@ -945,14 +953,14 @@ def generate_then_select(
             _Task(
                 f"embed/pool/{emb}",
                 {"embedder": emb, "options": opts},
-                [pool_head, pool.root / "manifest.json", real_head],
+                [*pool_head, pool.root / "manifest.json", real_head],
                 lambda: embed_store(pool, emb, seed=ev["seed"], progress=True, **opts),
             ),
         )
     )
     for method in config["select"]:
         for vpc in config["vpcs"]:
-            steps += selection_steps(run, pool, method, vpc, seeds, emb, from_pool=True)
+            steps += selection_steps(run, pool, method, vpc, seeds, emb, pool_head)
     return steps
 
 
