@@ -15,29 +15,9 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 
 from vidistill.clipstore import ClipStore
-from vidistill.generate.vae import frames_to_pixels, load_vae
-
-
-@torch.no_grad()
-def psnr_db(vae, clips_u8: torch.Tensor, batch: int = 64) -> float:
-    frames = frames_to_pixels(clips_u8)
-    mse = (
-        torch.stack(
-            [
-                F.mse_loss(
-                    vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1),
-                    x,
-                    reduction="sum",
-                )
-                for x in frames.split(batch)
-            ]
-        ).sum()
-        / frames.numel()
-    )
-    return float(10 * torch.log10(4.0 / mse))
+from vidistill.generate.vae import frames_to_pixels, load_vae, psnr_db, reconstruction_error
 
 
 def main() -> None:
@@ -49,17 +29,17 @@ def main() -> None:
     vae = load_vae(args.vae)
     for path in args.stores:
         store = ClipStore(path)
-        per_class = []
+        # one pass: per-class errors, summed for the whole set
+        errors, clips = [], 0
         for c in range(store.num_classes):
             idx = store.indices("train", c)[: args.per_class]
-            per_class.append(psnr_db(vae, torch.from_numpy(store.clips(idx))))
-        idx = [
-            i for c in range(store.num_classes) for i in store.indices("train", c)[: args.per_class]
-        ]
-        overall = psnr_db(vae, torch.from_numpy(store.clips(idx)))
-        print(f"{path}: PSNR {overall:.1f} dB over {len(idx)} train clips "
+            frames = frames_to_pixels(torch.from_numpy(store.clips(idx)))
+            errors.append(reconstruction_error(vae, frames))
+            clips += len(idx)
+        overall = psnr_db(sum(e for e, _ in errors), sum(n for _, n in errors))
+        print(f"{path}: PSNR {overall:.1f} dB over {clips} train clips "
               f"({args.per_class} per class); per class: "
-              + ", ".join(f"{n} {p:.1f}" for n, p in zip(store.class_names, per_class, strict=True)))  # fmt: skip
+              + ", ".join(f"{n} {psnr_db(*e):.1f}" for n, e in zip(store.class_names, errors, strict=True)))  # fmt: skip
 
 
 if __name__ == "__main__":

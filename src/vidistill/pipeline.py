@@ -897,7 +897,7 @@ def generate_then_select(
     pool = _sample_pool(run, gen, model_dir, store)
     # the pool as sampled: its sample marker's key names the generator files and settings, so
     # every row drawn from the pool reruns when it is re-sampled (even if the indices match)
-    pool_head = [pool.root / "store.json", run.marker("generate/sample")]
+    pool_inputs = [pool.root / "store.json", run.marker("generate/sample")]
 
     steps: list[tuple[str, Any]] = []
     for ref in config["references"]:
@@ -922,11 +922,11 @@ def generate_then_select(
             steps.append(
                 (
                     "eval",
-                    _Evaluation("evaluate/full-syn", "full-syn", None, whole, pool_head, pool),
+                    _Evaluation("evaluate/full-syn", "full-syn", None, whole, pool_inputs, pool),
                 )
             )
         elif ref in ("random", "random-real"):
-            src, head = (pool, pool_head) if ref == "random" else (store, [real_head])
+            src, head = (pool, pool_inputs) if ref == "random" else (store, [real_head])
             name = "random-from-pool" if ref == "random" else "random-real"
             for vpc in config["vpcs"]:
                 draw = lambda v=vpc, src=src: lambda s: random_subset(src, v, s)  # noqa: E731
@@ -953,14 +953,14 @@ def generate_then_select(
             _Task(
                 f"embed/pool/{emb}",
                 {"embedder": emb, "options": opts},
-                [*pool_head, pool.root / "manifest.json", real_head],
+                [*pool_inputs, pool.root / "manifest.json", real_head],
                 lambda: embed_store(pool, emb, seed=ev["seed"], progress=True, **opts),
             ),
         )
     )
     for method in config["select"]:
         for vpc in config["vpcs"]:
-            steps += selection_steps(run, pool, method, vpc, seeds, emb, pool_head)
+            steps += selection_steps(run, pool, method, vpc, seeds, emb, pool_inputs)
     return steps
 
 

@@ -121,6 +121,25 @@ def decode_latents(vae, z: torch.Tensor) -> torch.Tensor:
     return pixels_to_u8(x, n).cpu()
 
 
+@torch.no_grad()
+def reconstruction_error(vae, frames: torch.Tensor, batch: int = 64) -> tuple[float, int]:
+    """Summed squared error and value count of ``vae``'s reconstruction (posterior mean, as
+    the denoiser's latents) of float frames ``(N,3,H,W)`` in [-1, 1] — summed so that
+    per-class errors add up to the whole set's."""
+    dev = next(vae.parameters()).device
+    total = 0.0
+    for x in frames.split(batch):
+        x = x.to(dev)
+        rec = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        total += float(F.mse_loss(rec, x, reduction="sum"))
+    return total, frames.numel()
+
+
+def psnr_db(sq_err: float, count: int) -> float:
+    """PSNR on [-1, 1] pixels (peak-to-peak 2, so 4 / MSE)."""
+    return float(10 * math.log10(4.0 / (sq_err / count)))
+
+
 def train_vae(
     store: ClipStore,
     cfg: GenerateConfig,
@@ -177,9 +196,8 @@ def train_vae(
         )
     mean, std = float(zs.mean()), float(zs.std())
     vae.register_to_config(shift_factor=mean, scaling_factor=1.0 / max(std, 1e-6))
-    with torch.no_grad():
-        rec = vae.decode(vae.encode(frames[:64].to(device)).latent_dist.mean).sample.cpu()
-    psnr = float(10 * torch.log10(4.0 / F.mse_loss(rec.clamp(-1, 1), frames[:64])))
+    sq_err, count = reconstruction_error(vae, frames[:64])
+    psnr = psnr_db(sq_err, count)
     vae.save_pretrained(out, safe_serialization=True)
     return vae, {
         "vae_final_mse": float(mse.item()),
