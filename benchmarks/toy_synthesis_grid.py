@@ -42,6 +42,8 @@ grid resumes at the seed it was on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import shutil
 import subprocess
@@ -62,8 +64,10 @@ from paired_grid import (
     prepare_store,
     seeds_for,
 )
+from vidistill import registry
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipStore
+from vidistill.commands.app import parse_key_values
 from vidistill.evaluate.paired import attach_ior, format_ior
 from vidistill.integrity import file_sha256
 
@@ -124,13 +128,13 @@ def _markdown(rows: list[dict], args) -> str:
         f"epochs, batch {rec.get('batch_size')}, min steps {rec.get('min_steps', 0)}), "
         f"paired runs (run s: synthesis / selection / random draw and evaluator all seed s), "
         f"mean ± std (population); IOR = paired top-1 difference to Random, mean [95 % "
-        f"t-interval]. Synthesis: {args.iterations} iterations, matching ConvNet3D width "
+        f"t-interval]. Synthesis: iterations per row (its), matching ConvNet3D width "
         f"{args.net_width}, real batch {args.real_batch}; synth s and RSS are per seed.\n\n"
     )
     lines = [
         "| method | VPC | runs | top-1 % | IOR (95 % CI) | train acc % | clips | stored MiB "
-        "| synth s | synth peak RSS MB | eval s/run | diverged | held-out L_M |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| its | synth s | synth peak RSS MB | eval s/run | diverged | held-out L_M |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         synth_s = r.get("synth_seconds")
@@ -139,6 +143,7 @@ def _markdown(rows: list[dict], args) -> str:
             f"| {r['row']} | {r['vpc']} | {r['runs']} | {r['top1_mean']:.2f} ± "
             f"{r['top1_std']:.2f} | {format_ior(r, digits=2)} | "
             f"{r['train_acc_mean']:.1f} | {r['train_clips']} | {r['stored_bytes'] / 2**20:.2f} | "
+            f"{r.get('synth_iterations') or '–'} | "
             f"{'–' if synth_s is None else f'{synth_s:.0f}'} | "
             f"{'–' if synth_m is None else f'{synth_m:.0f}'} | {r['seconds']:.0f} | "
             f"{r['diverged_runs']} | {_fmt(r.get('heldout_matching'))} |"
@@ -152,7 +157,14 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--dataset", choices=DATASETS, default="toy")
     ap.add_argument("--work", type=Path, default=Path("/tmp/vidistill_synth_grid"))
-    ap.add_argument("--iterations", type=int, default=60)
+    ap.add_argument("--iterations", type=int, default=60, help="synthesis iterations (all methods)")
+    ap.add_argument(
+        "--iterations-for",
+        nargs="+",
+        metavar="METHOD=N",
+        help="per synthesizer (dm, idtd, vdsd): each loss flattens at its own pace "
+        "(e.g. dm=800 idtd=300); rows of a method share it (idtd+τ and the ablations: idtd's)",
+    )
     ap.add_argument("--net-width", type=float, default=0.25, help="matching ConvNet3D width")
     ap.add_argument("--real-batch", type=int, default=16)
     ap.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="paired runs per row")
@@ -223,7 +235,32 @@ def parse_args() -> argparse.Namespace:
     args.out = args.out or ROOT / "results" / f"toy_synthesis_grid_paired_{args.dataset}{std}"
     args.out_json, args.out_md = args.out / "results.json", args.out / "results.md"
     args.runs_for = parse_runs_for(args.runs_for)
+    args.iterations_for = {
+        k: int(v) for k, v in parse_key_values(tuple(args.iterations_for or ()), "dm=800").items()
+    }
+    unknown = set(args.iterations_for) - {"dm", "idtd", "vdsd"}
+    if unknown:
+        ap.error(f"--iterations-for: unknown method(s) {sorted(unknown)}; use dm, idtd, vdsd")
     return args
+
+
+def synth_settings(args: argparse.Namespace, method: str, options: dict) -> dict:
+    """What a synthetic set depends on besides its seed and VPC — the per-seed cache key and
+    the set's folder name (hashed). It holds the method's whole config, defaults included:
+    a grid resumed in a later session recomputes a seed whose method defaults changed since."""
+    config = registry.get("synthesizer", method).config_cls.from_options(
+        {k: str(v) for k, v in options.items()}
+    )
+    return {
+        "iterations": iterations_of(args, method),
+        **{k: getattr(args, k) for k in ("net_width", "real_batch", "idtd_init")},
+        "config": dataclasses.asdict(config),
+    }
+
+
+def iterations_of(args: argparse.Namespace, method: str) -> int:
+    """A synthesizer's iteration count: ``--iterations-for`` or ``--iterations``."""
+    return args.iterations_for.get(method, args.iterations)
 
 
 def make_plan(args: argparse.Namespace) -> list[tuple[str, int]]:
@@ -358,6 +395,7 @@ def main() -> None:
         attach_ior(rows)  # each row against Random of the same pool, paired by seed
         write_json_atomic(args.out_json, rows)
         write_bytes_atomic(args.out_md, _markdown(rows, args).encode())
+        plot_loss_curves(rows, args.out, args.dataset)
 
     if args.diagnose:
         diagnose(args, rows, store, labels)
@@ -365,12 +403,13 @@ def main() -> None:
         return
 
     def synth(method: str, vpc: int, tag: str, options: dict, seed: int) -> tuple:
-        out = synth_root / f"{tag}_vpc{vpc}_seed{seed}"
+        settings = json.dumps(synth_settings(args, method, options), sort_keys=True).encode()
+        out = synth_root / f"{tag}_vpc{vpc}_{hashlib.sha256(settings).hexdigest()[:8]}_seed{seed}"
         if not (out / "done.json").is_file():
             cmd = [
                 sys.executable, "-m", "vidistill.cli", "synthesize", str(store_dir),
                 "--method", method, "--vpc", str(vpc), "--out", str(out),
-                "--iterations", str(args.iterations), "--net-width", str(args.net_width),
+                "--iterations", str(iterations_of(args, method)), "--net-width", str(args.net_width),
                 "--real-batch", str(args.real_batch), "--seed", str(seed),
                 "--quiet", "--no-preview",
             ]  # fmt: skip
@@ -387,6 +426,8 @@ def main() -> None:
             "synth_config": meta["config"],
             "synth_final_loss": meta.get("final_loss"),
             "synth_seconds_per_iteration": meta.get("seconds_per_iteration"),
+            "synth_moved_from_init": meta.get("moved_from_init"),
+            "synth_loss_curve": loss_curve(meta.get("history", [])),
         }
         return TrainingSet.from_synthetic(SyntheticSet.load(out)), extra
 
@@ -444,8 +485,10 @@ def main() -> None:
             row["per_run"][0].update(extra)
             return row
 
-        cfg = {k: getattr(args, k) for k in ("iterations", "net_width", "real_batch", "idtd_init")}
-        key_ = {"recipe": recipe_.to_dict(), "store": str(store_dir), "synth": cfg}
+        key_ = {"recipe": recipe_.to_dict(), "store": str(store_dir)}
+        if key not in ("random", "herding"):  # a real subset does not depend on synthesis knobs
+            method, _, options = synth_job(key, args.idtd_init)
+            key_["synth"] = synth_settings(args, method, options)
         row = paired_row(args.out / "runs" / f"{key}_vpc{vpc}", seeds, key_, one_seed)
         if row["train_kind"] == "synthetic":
             row.update(_synth_summary(row))
@@ -473,6 +516,40 @@ def main() -> None:
     save()
     print(_markdown(rows, args))
     print("top-1 per row:", {f"{r['row']}@{r['vpc']}": round(r["top1_mean"], 2) for r in rows})
+
+
+def plot_loss_curves(rows: list[dict], out: Path, dataset: str) -> None:
+    """``OUT/loss_curves_vpc<V>.png``: each synthesis row's total loss over its seeds."""
+    from vidistill.report.figures import loss_curves_plot
+
+    for vpc in sorted({r["vpc"] for r in rows}):
+        curves = {
+            f"{r['row']} ({r.get('synth_iterations')} its)": [
+                p["synth_loss_curve"] for p in r["per_run"] if p.get("synth_loss_curve")
+            ]
+            for r in rows
+            if r["vpc"] == vpc and r.get("train_kind") == "synthetic" and "τ" not in r["row"]
+        }
+        title = f"{dataset}, VPC {vpc}: synthesis loss (block means; band = seeds' min–max)"
+        loss_curves_plot(curves, out / f"loss_curves_vpc{vpc}.png", title=title)
+
+
+def loss_curve(history: list[dict], points: int = 40) -> dict[str, list[float]]:
+    """Each logged loss term as block means over ~``points`` blocks of iterations (one
+    iteration's matching loss is noisy: a fresh random net each step), with the block's
+    last iteration under ``it`` — kept in the per-seed cache, so curves outlive the sets."""
+    if not history:
+        return {}
+    block = max(1, len(history) // points)
+    curve: dict[str, list[float]] = {"it": []}
+    for start in range(0, len(history), block):
+        chunk = history[start : start + block]
+        curve["it"].append(chunk[-1]["it"])
+        for term in chunk[0]:
+            if term != "it":
+                vals = [h[term] for h in chunk if term in h]
+                curve.setdefault(term, []).append(round(float(np.mean(vals)), 6))
+    return curve
 
 
 def _fmt_s(seconds: float | None) -> str:

@@ -458,6 +458,9 @@ def test_vdsd_published_learning_rates_per_vpc(store3):
     opt = five.make_optimizers()["dynamic"]
     assert isinstance(opt, torch.optim.SGD) and [g["lr"] for g in opt.param_groups] == [1e3, 1e-6]
     assert all(g["momentum"] == 0.95 for g in opt.param_groups)
+    # stills: our DM's optimiser (VDSD's lr_static 100 / momentum 0.95 diverged on toy)
+    static = five.make_optimizers()["static"].param_groups[0]
+    assert (static["lr"], static["momentum"]) == (30.0, 0.5)
     mine = build(store3, "vdsd", 1, {**FAST, "lr_dynamic": "0.5"})
     assert mine.config.lr_dynamic == 0.5 and mine.config.lr_hal == 1e-5
     assert mine.meta()["lr_source"] == {"lr_dynamic": "set", "lr_hal": "VDSD README, VPC 1"}

@@ -103,6 +103,43 @@ def accuracy_plot(
     return _save(fig, path)
 
 
+def loss_curves_plot(
+    curves: dict[str, Sequence[dict[str, Sequence[float]]]],
+    path: str | Path,
+    term: str = "loss",
+    title: str | None = None,
+) -> Path | None:
+    """One small panel per synthesis row: ``term`` (block means over iterations, as the
+    grids record them) averaged over the row's seeds, with the seeds' min–max as a band.
+    Panels, not one axis: the methods' losses differ by orders of magnitude, and the
+    question a panel answers is its own — has this loss flattened?"""
+    rows = {name: [c for c in cs if c.get(term)] for name, cs in curves.items()}
+    rows = {name: cs for name, cs in rows.items() if cs}
+    if not rows:
+        return None
+    cols = min(4, len(rows))
+    lines = -(-len(rows) // cols)
+    fig = _figure(figsize=(3.2 * cols, 2.4 * lines))
+    if fig is None:
+        return None
+    for i, (name, cs) in enumerate(rows.items()):
+        ax = fig.add_subplot(lines, cols, i + 1)
+        n = min(len(c[term]) for c in cs)
+        its = np.asarray(cs[0]["it"][:n]) + 1
+        vals = np.array([c[term][:n] for c in cs])
+        ax.plot(its, vals.mean(0), color="C0", lw=1.3)
+        if len(cs) > 1:
+            ax.fill_between(its, vals.min(0), vals.max(0), color="C0", alpha=0.2, lw=0)
+        ax.set_title(f"{name} ({len(cs)} seeds)", fontsize=8)
+        ax.set_xlabel("iteration", fontsize=7)
+        ax.set_ylabel(term, fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
 @dataclass
 class PoolProjection:
     """One class's pool in embedding space and the clips each selector chose from it."""

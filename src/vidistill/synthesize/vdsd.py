@@ -30,7 +30,13 @@ gradients, then take that one step — the same update.
 
 Learning rates, and why:
 
-* stills: SGD momentum 0.95 at ``lr`` 100 (VDSD's ``--lr_static`` default);
+* stills: our DM's optimiser, SGD ``lr`` 30, ``static_momentum`` 0.5. VDSD learns the
+  static memory beforehand with DC on single frames (its README, "Static Learning") and
+  loads it frozen; its ``--lr_static`` 100 / momentum 0.95 is only for training stills
+  jointly, which its published runs do not do. Our stage 1 stands in DM on static clips,
+  where a still's gradient sums over the T frames: at lr 100 / momentum 0.95 the stills
+  diverged on toy (|still| ≈ 10⁷ by iteration 200 of 400, VPC 1, then a non-finite loss),
+  so stage 1 uses the optimiser our DM is stable with;
 * dynamic maps and hallucinator: SGD momentum 0.95 at VDSD's *published* rates, which its
   README gives per VPC for the DM runs on MiniUCF: ``lr_dynamic`` / ``lr_hal`` = 1e-4 / 1e-5
   at VPC 1 (``bash s2d_DM_ms.sh 0,1,2,3 miniUCF101 1e-4 1e-5``) and 1e3 / 1e-6 at VPC 5
@@ -78,8 +84,9 @@ def published_lr(vpc: int) -> tuple[float, float, int]:
 
 @dataclass
 class VDSDConfig(SynthConfig):
-    lr: float = 100.0  # stills (VDSD --lr_static)
-    momentum: float = 0.95
+    lr: float = 30.0  # stills: our DM's rate (VDSD learns them with DC, see the docstring)
+    static_momentum: float = 0.5  # stills: our DM's momentum
+    momentum: float = 0.95  # dynamic maps + hallucinator (VDSD's SGD)
     lr_dynamic: float | None = None  # None → VDSD's published rate for this VPC
     lr_hal: float | None = None  # None → VDSD's published rate for this VPC
     dynamic_optimizer: str = "sgd"
@@ -198,7 +205,9 @@ class VDSD(Synthesizer):
         else:
             dyn_opt = torch.optim.SGD(groups, momentum=cfg.momentum)
         return {
-            "static": torch.optim.SGD(self.still.parameters(), lr=cfg.lr, momentum=cfg.momentum),
+            "static": torch.optim.SGD(
+                self.still.parameters(), lr=cfg.lr, momentum=cfg.static_momentum
+            ),
             "dynamic": dyn_opt,
         }
 
