@@ -162,8 +162,9 @@ def parse_args() -> argparse.Namespace:
         "--iterations-for",
         nargs="+",
         metavar="METHOD=N",
-        help="per synthesizer (dm, idtd, vdsd): each loss flattens at its own pace "
-        "(e.g. dm=800 idtd=300); rows of a method share it (idtd+τ and the ablations: idtd's)",
+        help="per synthesizer (dm, idtd, vdsd), optionally per VPC (dm@5=300): each loss "
+        "flattens at its own pace (e.g. dm=800 idtd=300); rows of a method share it (idtd+τ "
+        "and the ablations: idtd's)",
     )
     ap.add_argument("--net-width", type=float, default=0.25, help="matching ConvNet3D width")
     ap.add_argument("--real-batch", type=int, default=16)
@@ -238,13 +239,13 @@ def parse_args() -> argparse.Namespace:
     args.iterations_for = {
         k: int(v) for k, v in parse_key_values(tuple(args.iterations_for or ()), "dm=800").items()
     }
-    unknown = set(args.iterations_for) - {"dm", "idtd", "vdsd"}
+    unknown = {k for k in args.iterations_for if k.split("@")[0] not in ("dm", "idtd", "vdsd")}
     if unknown:
         ap.error(f"--iterations-for: unknown method(s) {sorted(unknown)}; use dm, idtd, vdsd")
     return args
 
 
-def synth_settings(args: argparse.Namespace, method: str, options: dict) -> dict:
+def synth_settings(args: argparse.Namespace, method: str, vpc: int, options: dict) -> dict:
     """What a synthetic set depends on besides its seed and VPC — the per-seed cache key and
     the set's folder name (hashed). It holds the method's whole config, defaults included:
     a grid resumed in a later session recomputes a seed whose method defaults changed since."""
@@ -252,15 +253,17 @@ def synth_settings(args: argparse.Namespace, method: str, options: dict) -> dict
         {k: str(v) for k, v in options.items()}
     )
     return {
-        "iterations": iterations_of(args, method),
+        "iterations": iterations_of(args, method, vpc),
         **{k: getattr(args, k) for k in ("net_width", "real_batch", "idtd_init")},
         "config": dataclasses.asdict(config),
     }
 
 
-def iterations_of(args: argparse.Namespace, method: str) -> int:
-    """A synthesizer's iteration count: ``--iterations-for`` or ``--iterations``."""
-    return args.iterations_for.get(method, args.iterations)
+def iterations_of(args: argparse.Namespace, method: str, vpc: int) -> int:
+    """A synthesizer's iteration count: ``--iterations-for`` ``METHOD@VPC``, then ``METHOD``,
+    then ``--iterations``."""
+    its = args.iterations_for
+    return its.get(f"{method}@{vpc}", its.get(method, args.iterations))
 
 
 def make_plan(args: argparse.Namespace) -> list[tuple[str, int]]:
@@ -403,13 +406,13 @@ def main() -> None:
         return
 
     def synth(method: str, vpc: int, tag: str, options: dict, seed: int) -> tuple:
-        settings = json.dumps(synth_settings(args, method, options), sort_keys=True).encode()
+        settings = json.dumps(synth_settings(args, method, vpc, options), sort_keys=True).encode()
         out = synth_root / f"{tag}_vpc{vpc}_{hashlib.sha256(settings).hexdigest()[:8]}_seed{seed}"
         if not (out / "done.json").is_file():
             cmd = [
                 sys.executable, "-m", "vidistill.cli", "synthesize", str(store_dir),
                 "--method", method, "--vpc", str(vpc), "--out", str(out),
-                "--iterations", str(iterations_of(args, method)), "--net-width", str(args.net_width),
+                "--iterations", str(iterations_of(args, method, vpc)), "--net-width", str(args.net_width),
                 "--real-batch", str(args.real_batch), "--seed", str(seed),
                 "--quiet", "--no-preview",
             ]  # fmt: skip
@@ -488,7 +491,7 @@ def main() -> None:
         key_ = {"recipe": recipe_.to_dict(), "store": str(store_dir)}
         if key not in ("random", "herding"):  # a real subset does not depend on synthesis knobs
             method, _, options = synth_job(key, args.idtd_init)
-            key_["synth"] = synth_settings(args, method, options)
+            key_["synth"] = synth_settings(args, method, vpc, options)
         row = paired_row(args.out / "runs" / f"{key}_vpc{vpc}", seeds, key_, one_seed)
         if row["train_kind"] == "synthetic":
             row.update(_synth_summary(row))
