@@ -70,6 +70,7 @@ from vidistill.clipstore import ClipStore
 from vidistill.commands.app import parse_key_values
 from vidistill.evaluate.paired import attach_ior, format_ior
 from vidistill.integrity import file_sha256
+from vidistill.synthesize.history import block_means
 
 ROOT = Path(__file__).resolve().parent
 
@@ -430,7 +431,7 @@ def main() -> None:
             "synth_final_loss": meta.get("final_loss"),
             "synth_seconds_per_iteration": meta.get("seconds_per_iteration"),
             "synth_moved_from_init": meta.get("moved_from_init"),
-            "synth_loss_curve": loss_curve(meta.get("history", [])),
+            "synth_loss_curve": block_means(meta.get("history", [])),
         }
         return TrainingSet.from_synthetic(SyntheticSet.load(out)), extra
 
@@ -535,24 +536,6 @@ def plot_loss_curves(rows: list[dict], out: Path, dataset: str) -> None:
         }
         title = f"{dataset}, VPC {vpc}: synthesis loss (block means; band = seeds' min–max)"
         loss_curves_plot(curves, out / f"loss_curves_vpc{vpc}.png", title=title)
-
-
-def loss_curve(history: list[dict], points: int = 40) -> dict[str, list[float]]:
-    """Each logged loss term as block means over ~``points`` blocks of iterations (one
-    iteration's matching loss is noisy: a fresh random net each step), with the block's
-    last iteration under ``it`` — kept in the per-seed cache, so curves outlive the sets."""
-    if not history:
-        return {}
-    block = max(1, len(history) // points)
-    curve: dict[str, list[float]] = {"it": []}
-    for start in range(0, len(history), block):
-        chunk = history[start : start + block]
-        curve["it"].append(chunk[-1]["it"])
-        for term in chunk[0]:
-            if term != "it":
-                vals = [h[term] for h in chunk if term in h]
-                curve.setdefault(term, []).append(round(float(np.mean(vals)), 6))
-    return curve
 
 
 def _fmt_s(seconds: float | None) -> str:

@@ -226,3 +226,16 @@ def test_cli_report_of_a_run_directory_and_of_results_with_selections(tmp_path: 
     assert "*rows, top to bottom: random, tac-dt*" in text and "## Pool projection" in text
     res = CliRunner().invoke(main, ["report", str(run / "results.json")])
     assert res.exit_code != 0 and "--out is required" in res.output
+
+
+def test_loss_curves_plot_draws_a_panel_per_row_and_skips_rows_without_the_term(
+    tmp_path: Path,
+) -> None:
+    from vidistill.report.figures import loss_curves_plot
+
+    seed = {"it": [9, 19, 29], "loss": [0.3, 0.2, None]}  # None: a block without the term
+    curves = {"dm": [seed, {"it": [9, 19, 29], "loss": [0.4, 0.1, 0.1]}], "t3-a": [{}]}
+    path = loss_curves_plot(curves, tmp_path / "curves.png", title="toy")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert loss_curves_plot({"t3-a": [{}]}, tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()

@@ -126,10 +126,12 @@ def loss_curves_plot(
         ax = fig.add_subplot(lines, cols, i + 1)
         n = min(len(c[term]) for c in cs)
         its = np.asarray(cs[0]["it"][:n]) + 1
-        vals = np.array([c[term][:n] for c in cs])
-        ax.plot(its, vals.mean(0), color="C0", lw=1.3)
+        vals = np.array([c[term][:n] for c in cs], dtype=float)  # None (not logged) → nan
+        ax.plot(its, np.nanmean(vals, 0), color="C0", lw=1.3)
         if len(cs) > 1:
-            ax.fill_between(its, vals.min(0), vals.max(0), color="C0", alpha=0.2, lw=0)
+            ax.fill_between(
+                its, np.nanmin(vals, 0), np.nanmax(vals, 0), color="C0", alpha=0.2, lw=0
+            )
         ax.set_title(f"{name} ({len(cs)} seeds)", fontsize=8)
         ax.set_xlabel("iteration", fontsize=7)
         ax.set_ylabel(term, fontsize=7)
