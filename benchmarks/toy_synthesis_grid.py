@@ -116,8 +116,8 @@ def _load_rows(path: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-def _fmt(x: float | None) -> str:
-    return "–" if x is None else f"{x:.4f}"
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
 
 
 def _markdown(rows: list[dict], args) -> str:
@@ -130,12 +130,13 @@ def _markdown(rows: list[dict], args) -> str:
         f"paired runs (run s: synthesis / selection / random draw and evaluator all seed s), "
         f"mean ± std (population); IOR = paired top-1 difference to Random, mean [95 % "
         f"t-interval]. Synthesis: iterations per row (its), matching ConvNet3D width "
-        f"{args.net_width}, real batch {args.real_batch}; synth s and RSS are per seed.\n\n"
+        f"{args.net_width}, real batch {args.real_batch}; synth s and RSS are per seed; moved = mean |Δ| of the "
+        f"learned videos from their initialisation in uint8 grey levels, mean over seeds.\n\n"
     )
     lines = [
         "| method | VPC | runs | top-1 % | IOR (95 % CI) | train acc % | clips | stored MiB "
-        "| its | synth s | synth peak RSS MB | eval s/run | diverged | held-out L_M |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| its | moved | synth s | synth peak RSS MB | eval s/run | diverged | held-out L_M |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         synth_s = r.get("synth_seconds")
@@ -144,7 +145,7 @@ def _markdown(rows: list[dict], args) -> str:
             f"| {r['row']} | {r['vpc']} | {r['runs']} | {r['top1_mean']:.2f} ± "
             f"{r['top1_std']:.2f} | {format_ior(r, digits=2)} | "
             f"{r['train_acc_mean']:.1f} | {r['train_clips']} | {r['stored_bytes'] / 2**20:.2f} | "
-            f"{r.get('synth_iterations') or '–'} | "
+            f"{r.get('synth_iterations') or '–'} | {_fmt(r.get('synth_moved_levels'), 1)} | "
             f"{'–' if synth_s is None else f'{synth_s:.0f}'} | "
             f"{'–' if synth_m is None else f'{synth_m:.0f}'} | {r['seconds']:.0f} | "
             f"{r['diverged_runs']} | {_fmt(r.get('heldout_matching'))} |"
@@ -374,7 +375,18 @@ def _synth_summary(row: dict) -> dict:
         "synth_final_loss": first["synth_final_loss"],  # seed 0's (a dict of terms)
         "synth_seconds_per_iteration": per_run_mean(row, "synth_seconds_per_iteration"),
         "synth_seeds": [p["seed"] for p in runs],
+        "synth_moved_levels": _mean_moved(runs),
     }
+
+
+def _mean_moved(runs: list[dict]) -> float | None:
+    """Mean over seeds of how far the set moved from its init (uint8 grey levels)."""
+    moved = [
+        p["synth_moved_from_init"]["mean_abs_levels"]
+        for p in runs
+        if p.get("synth_moved_from_init")
+    ]
+    return float(np.mean(moved)) if moved else None
 
 
 def main() -> None:
