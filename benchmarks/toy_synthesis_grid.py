@@ -145,7 +145,7 @@ def _markdown(rows: list[dict], args) -> str:
             f"| {r['row']} | {r['vpc']} | {r['runs']} | {r['top1_mean']:.2f} ± "
             f"{r['top1_std']:.2f} | {format_ior(r, digits=2)} | "
             f"{r['train_acc_mean']:.1f} | {r['train_clips']} | {r['stored_bytes'] / 2**20:.2f} | "
-            f"{r.get('synth_iterations') or '–'} | {_fmt(r.get('synth_moved_levels'), 1)} | "
+            f"{r.get('synth_iterations') or '–'} | {_fmt(_mean_moved(r['per_run']), 1)} | "
             f"{'–' if synth_s is None else f'{synth_s:.0f}'} | "
             f"{'–' if synth_m is None else f'{synth_m:.0f}'} | {r['seconds']:.0f} | "
             f"{r['diverged_runs']} | {_fmt(r.get('heldout_matching'))} |"
