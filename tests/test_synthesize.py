@@ -223,6 +223,40 @@ def test_aligned_fusor_keeps_a_3px_per_frame_motion_for_any_mixing():
         assert torch.allclose(inner.diff(dim=1), torch.full((1, t - 3), 3.0), atol=1e-3), trial
 
 
+def _aligned_fuse_direct(segs, mix, kernel, bias):
+    """The fusor's formula term by term: replicate-pad, J shifted products, then the mix."""
+    t, pad = segs.shape[3], kernel.shape[1] // 2
+    out = torch.zeros(segs.shape[0], 3, *segs.shape[3:])
+    for tt in range(t):
+        for j in range(kernel.shape[1]):
+            s = min(max(tt + j - pad, 0), t - 1)
+            w = mix[:, tt, :, None, None, None] * kernel[:, j, None, None, None, None]
+            out[:, :, tt] += (w * segs[:, :, :, s]).sum(1)
+    return out + bias.view(-1, 1, 1, 1, 1)
+
+
+def test_aligned_fusor_is_its_formula_values_and_gradients():
+    gen = torch.Generator().manual_seed(0)
+    segs = torch.randn(2, 4, 3, 8, 5, 5, generator=gen, requires_grad=True)
+    mix = torch.randn(2, 8, 4, generator=gen).softmax(-1).requires_grad_()
+    for j in (1, 3, 5):
+        kernel = torch.randn(2, j, generator=gen, requires_grad=True)
+        bias = torch.randn(2, generator=gen, requires_grad=True)
+        fast, direct = (
+            aligned_fuse(segs, mix, kernel, bias),
+            _aligned_fuse_direct(segs, mix, kernel, bias),
+        )
+        assert torch.allclose(fast, direct, atol=1e-5)
+        probe = torch.randn(fast.shape, generator=gen)
+        g_fast = torch.autograd.grad((fast * probe).sum(), (segs, mix, kernel, bias))
+        g_direct = torch.autograd.grad((direct * probe).sum(), (segs, mix, kernel, bias))
+        for a, b in zip(g_fast, g_direct, strict=True):
+            assert torch.allclose(a, b, atol=1e-4)
+    ident = torch.zeros(2, 3)
+    ident[:, 1] = 1.0
+    assert torch.allclose(aligned_fuse(segs, mix), aligned_fuse(segs, mix, ident), atol=1e-6)
+
+
 def test_strided_fusor_does_not_keep_the_motion(store3):
     """The literal layout (``fusor=strided``, K = T): output frame t is the blur of the whole
     segment t, so a square moving in every segment stands still in the fused video."""

@@ -356,21 +356,23 @@ def aligned_fuse(
     ``segs`` (M,K,3,T,H,W), ``mix`` = A (M,T,K), ``kernel`` = h (M,J) (None: identity),
     ``bias`` (M,) (None: 0) → ``(M,3,T,H,W)``. Every output frame t reads the segments at
     time t (± J//2): time stays aligned, so a motion in the segments keeps its speed.
+
+    Computed as one contraction with the fusor's whole weight ``B[m,t,k,s] = A[t,k] ·
+    Σ_{j : clamp(t+j−J//2) = s} h[j]`` (M,T,K,T) — tiny — so the segments are read once
+    instead of padded and copied J times (and their gradients likewise); the test checks it
+    against the formula term by term, values and gradients.
     """
     t = segs.shape[3]
-    if kernel is not None:
+    if kernel is None:
+        weight = mix[..., None] * torch.eye(t, dtype=segs.dtype)[None, :, None, :]  # δ(s = t)
+    else:
         j = kernel.shape[1]
-        pad = j // 2
-        padded = torch.cat(
-            [segs[:, :, :, :1].expand(-1, -1, -1, pad, -1, -1)]
-            + [segs]
-            + [segs[:, :, :, -1:].expand(-1, -1, -1, pad, -1, -1)],
-            dim=3,
-        )
-        segs = sum(
-            kernel[:, i].view(-1, 1, 1, 1, 1, 1) * padded[:, :, :, i : i + t] for i in range(j)
-        )
-    out = torch.einsum("mtk,mkcthw->mcthw", mix, segs)
+        src = (torch.arange(t)[:, None] + torch.arange(j)[None, :] - j // 2).clamp(0, t - 1)
+        shift = torch.zeros(j, t, t, dtype=segs.dtype)  # shift[j, t, s] = 1 iff s = src[t, j]
+        shift[torch.arange(j)[None, :], torch.arange(t)[:, None], src] = 1.0
+        taps = torch.einsum("mj,jts->mts", kernel, shift)  # Σ_j h[j] over taps reading s
+        weight = mix[..., None] * taps[:, :, None, :]  # (M,T,K,T)
+    out = torch.einsum("mtks,mkcshw->mcthw", weight, segs)
     if bias is not None:
         out = out + bias.view(-1, 1, 1, 1, 1)
     return out
