@@ -119,7 +119,7 @@ def loss_curves_plot(
         return None
     cols = min(4, len(rows))
     lines = -(-len(rows) // cols)
-    fig = _figure(figsize=(3.2 * cols, 2.4 * lines))
+    fig = _figure(figsize=(max(3.2 * cols, 6.4), 2.4 * lines + 0.4))
     if fig is None:
         return None
     for i, (name, cs) in enumerate(rows.items()):
@@ -138,7 +138,7 @@ def loss_curves_plot(
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, wrap=True)
     return _save(fig, path)
 
 
