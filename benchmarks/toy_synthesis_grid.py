@@ -162,7 +162,7 @@ def _ior_neither_diverged(row: dict, random_row: dict | None) -> str:
     """A diagnostic, not the result: the paired IOR over the seeds where neither this row's
     nor Random's evaluator run was flagged diverged — how much of an IOR is "this set is
     easier to fit under VDSD's recipe" rather than "this set teaches more"."""
-    if random_row is None or row is random_row:
+    if random_row is None or row.get("ior_mean") is None:  # Random itself, or not paired
         return "–"
     mine, theirs = (
         {p["seed"]: p["top1"] for p in r["per_run"] if not p.get("diverged")}
