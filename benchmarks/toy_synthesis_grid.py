@@ -20,8 +20,11 @@ seed's cost (on 2 cores IDTD / VDSD at VPC 5 take ~10 min per seed), so a row ma
 with ``--runs-for idtd=5`` (plan keys as in ``--rows``); IOR then pairs the seeds both rows
 ran. Synthesis runs in a subprocess (``vidistill synthesize --seed s``, i.e.
 ``vidistill.synthesize.runner.synthesize(..., seed=s)``) so its wall time and peak RSS are
-its own. All synthesizers get the same ``--iterations``, matching-net width and
-real batch. ``dm+aug`` is DM with its clip-consistent Siamese augmentation in matching
+its own. All synthesizers get the same matching-net width and real batch; iterations are
+``--iterations`` or, per method (and VPC), ``--iterations-for dm=800 idtd=300`` — each loss
+flattens at its own pace (``benchmarks/synth_curve.py`` shows it). Each seed's loss curve
+(block means) is kept and plotted (``OUT/loss_curves_vpc<V>.png``); the tables add paired
+contrasts (IDTD − DM, variants − base, ablations − full IDTD). ``dm+aug`` is DM with its clip-consistent Siamese augmentation in matching
 (``-o augment=clip``), beside plain ``dm`` (VDSD's DM). ``--standardize batch`` evaluates
 every row, Random included, with VDSD's per-batch standardisation (its own results folder).
 Opt-in rows (``--rows``): ``idtd-strided`` (the paper-literal stride-K fusor), ``idtd-printed``
