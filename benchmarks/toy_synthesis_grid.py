@@ -71,7 +71,7 @@ from vidistill import registry
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipStore
 from vidistill.commands.app import parse_key_values
-from vidistill.evaluate.paired import attach_ior, format_ior, paired_ior, t_interval
+from vidistill.evaluate.paired import attach_ior, format_ior, paired_ior
 from vidistill.integrity import file_sha256
 from vidistill.synthesize.history import block_means
 
@@ -168,14 +168,16 @@ def _ior_neither_diverged(row: dict, random_row: dict | None) -> str:
     if random_row is None or row.get("ior_mean") is None:  # Random itself, or not paired
         return "–"
     mine, theirs = (
-        {p["seed"]: p["top1"] for p in r["per_run"] if not p.get("diverged")}
-        for r in (row, random_row)
+        {"per_run": [p for p in r["per_run"] if not p.get("diverged")]} for r in (row, random_row)
     )
-    diffs = [mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))]
-    if len(diffs) < 2:
+    try:
+        d = paired_ior(mine, theirs)
+    except ValueError:  # no shared seed left
         return "–"
-    mean, _, low, high = t_interval(diffs)
-    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] ({len(diffs)})"
+    if d["ior_runs"] < 2:
+        return "–"
+    low, high = d["ior_ci95"]
+    return f"{d['ior_mean']:+.2f} [{low:+.2f}, {high:+.2f}] ({d['ior_runs']})"
 
 
 # paired contrasts beside IOR: the papers' claims (IDTD > DM), a variant against its base
@@ -434,7 +436,6 @@ def _synth_summary(row: dict) -> dict:
         "synth_final_loss": first["synth_final_loss"],  # seed 0's (a dict of terms)
         "synth_seconds_per_iteration": per_run_mean(row, "synth_seconds_per_iteration"),
         "synth_seeds": [p["seed"] for p in runs],
-        "synth_moved_levels": _mean_moved(runs),
     }
 
 
