@@ -16,7 +16,8 @@ _seed<s>``), re-runs Herding's selection with seed ``s``, draws Random's subset 
 ``s`` from the same real pool, and trains evaluator net ``s`` on it — so every row gets a
 paired IOR against Random (mean, 95 % t-interval, verdict; ``idtd+τ`` has none: it is
 evaluated under another recipe than Random). No default row runs fewer; synthesis is each
-seed's cost (on 2 cores IDTD / VDSD at VPC 5 take ~10 min per seed), so a row may be cut
+seed's cost (one core at 300 / 400 iterations: IDTD at VPC 5 ~34 min per seed, VDSD ~10 min;
+docs/synthesis.md), so a row may be cut
 with ``--runs-for idtd=5`` (plan keys as in ``--rows``); IOR then pairs the seeds both rows
 ran. Synthesis runs in a subprocess (``vidistill synthesize --seed s``, i.e.
 ``vidistill.synthesize.runner.synthesize(..., seed=s)``) so its wall time and peak RSS are
@@ -24,8 +25,9 @@ its own. All synthesizers get the same matching-net width and real batch; iterat
 ``--iterations`` or, per method (and VPC), ``--iterations-for dm=800 idtd=300`` — each loss
 flattens at its own pace (``benchmarks/synth_curve.py`` shows it). Each seed's loss curve
 (block means) is kept and plotted (``OUT/loss_curves_vpc<V>.png``); the tables add paired
-contrasts (IDTD − DM, variants − base, ablations − full IDTD). ``dm+aug`` is DM with its clip-consistent Siamese augmentation in matching
-(``-o augment=clip``), beside plain ``dm`` (VDSD's DM). ``--standardize batch`` evaluates
+contrasts (IDTD − DM, variants − base, ablations − full IDTD). ``dm+aug`` is DM with its
+clip-consistent Siamese augmentation in matching (``-o augment=clip``), beside plain ``dm``
+(VDSD's DM). ``--standardize batch`` evaluates
 every row, Random included, with VDSD's per-batch standardisation (its own results folder).
 Opt-in rows (``--rows``): ``idtd-strided`` (the paper-literal stride-K fusor), ``idtd-printed``
 / ``idtd-text`` / ``idtd-normalised`` (the other L_div forms), ``vdsd-all`` (all 4 pairs per
