@@ -25,7 +25,8 @@ its own. All synthesizers get the same matching-net width and real batch; iterat
 ``--iterations`` or, per method (and VPC), ``--iterations-for dm=800 idtd=300`` — each loss
 flattens at its own pace (``benchmarks/synth_curve.py`` shows it). Each seed's loss curve
 (block means) is kept and plotted (``OUT/loss_curves_vpc<V>.png``); the tables add paired
-contrasts (IDTD − DM, variants − base, ablations − full IDTD). ``dm+aug`` is DM with its
+contrasts (IDTD − DM, variants − base, ablations − full IDTD) and IDTD's Table 3 / 4 in
+the paper's shape (✓/✗ switches read from ``IDTDConfig``). ``dm+aug`` is DM with its
 clip-consistent Siamese augmentation in matching (``-o augment=clip``), beside plain ``dm``
 (VDSD's DM). ``--standardize batch`` evaluates
 every row, Random included, with VDSD's per-batch standardisation (its own results folder).
@@ -160,7 +161,13 @@ def _markdown(rows: list[dict], args) -> str:
             f"{r['diverged_runs']} | {_ior_neither_diverged(r, random_of.get(r['vpc']))} | "
             f"{_fmt(r.get('heldout_matching'))} |"
         )
-    return head + "\n".join(lines) + "\n" + _contrasts_markdown(rows, args)
+    return (
+        head
+        + "\n".join(lines)
+        + "\n"
+        + _contrasts_markdown(rows, args)
+        + _ablation_markdown(rows, args)
+    )
 
 
 def _ior_neither_diverged(row: dict, random_row: dict | None) -> str:
@@ -214,6 +221,69 @@ def _contrasts_markdown(rows: list[dict], args) -> str:
         + "\n".join(lines)
         + "\n"
     )
+
+
+# IDTD's ablation tables in the paper's shape (Table 3: modules, Table 4: losses): the
+# switch columns are read from IDTDConfig itself, so a table says what actually trained
+ABLATION_TABLES = [
+    (
+        "Table 3 (modules)",
+        ABLATIONS_T3,
+        ("Feature Pool & Selectors", "Temporal Fusor"),
+        lambda cfg: (
+            cfg.variant in ("full", "diversify-only"),
+            cfg.variant in ("full", "densify-only"),
+        ),
+    ),
+    (
+        "Table 4 (losses)",
+        ABLATIONS_T4,
+        ("Selector L_M", "Selector L_div", "Fusor L_M"),
+        lambda cfg: (cfg.loss_sel_match, cfg.loss_div, cfg.loss_fusor_match),
+    ),
+]
+
+
+def _ablation_markdown(rows: list[dict], args) -> str:
+    """IDTD's Table 3 / 4 at each VPC that has ablation rows: ✓/✗ switches, top-1, IOR to
+    Random and the paired difference to the full method (A, B, C as the paper letters them)."""
+    from vidistill.synthesize.idtd import IDTDConfig
+
+    labels = row_labels(args)
+    by_cell = {(r["row"], r["vpc"]): r for r in rows}
+    out = []
+    for vpc in sorted({r["vpc"] for r in rows}):
+        full = by_cell.get((labels["idtd"], vpc))
+        for title, ablations, columns, switches in ABLATION_TABLES:
+            present = [(k, n) for k, n in ablations if (labels.get(k, k), vpc) in by_cell]
+            if full is None or not present:
+                continue
+            lines = [
+                f"\nIDTD {title}, VPC {vpc} (init {args.idtd_init}; difference = paired, "
+                "this row − full IDTD, top-1 points):\n",
+                "| | " + " | ".join(columns) + " | top-1 % | IOR (95 % CI) | difference to IDTD |",
+                "|---" * (len(columns) + 4) + "|",
+            ]
+            for key, name in present:
+                r = by_cell[(name, vpc)]
+                d = paired_ior(r, full)
+                low, high = d["ior_ci95"]
+                marks = switches(IDTDConfig(ablation=key))
+                lines.append(
+                    f"| {key[-1].upper()} ({name}) | "
+                    + " | ".join("✓" if m else "✗" for m in marks)
+                    + f" | {r['top1_mean']:.2f} ± {r['top1_std']:.2f} | {format_ior(r, digits=2)} | "
+                    f"{d['ior_mean']:+.2f} [{low:+.2f}, {high:+.2f}] {d['ior_verdict']} |"
+                )
+            marks = switches(IDTDConfig())
+            lines.append(
+                f"| IDTD ({labels['idtd']}) | "
+                + " | ".join("✓" if m else "✗" for m in marks)
+                + f" | {full['top1_mean']:.2f} ± {full['top1_std']:.2f} | "
+                f"{format_ior(full, digits=2)} | – |"
+            )
+            out.append("\n".join(lines) + "\n")
+    return "".join(out)
 
 
 def parse_args() -> argparse.Namespace:
@@ -288,7 +358,10 @@ def parse_args() -> argparse.Namespace:
         help="only add the held-out matching loss to existing rows (no training)",
     )
     ap.add_argument(
-        "--toy-options", nargs="+", metavar="K=V", help="dataset knobs, e.g. num_classes=3"
+        "--toy-options",
+        nargs="+",
+        metavar="K=V",
+        help="dataset knobs, e.g. num_classes=3",
     )
     ap.add_argument(
         "--quick",
@@ -453,7 +526,13 @@ def _mean_moved(runs: list[dict]) -> float | None:
 
 def main() -> None:
     args = parse_args()
-    from vidistill.evaluate import Recipe, TrainingSet, evaluate, random_subset, selection_set
+    from vidistill.evaluate import (
+        Recipe,
+        TrainingSet,
+        evaluate,
+        random_subset,
+        selection_set,
+    )
     from vidistill.synthetic import SyntheticSet
 
     store = prepare_store(args.work, args.dataset, dataset_options(args.toy_options, args.quick))
@@ -564,7 +643,10 @@ def main() -> None:
             return row
 
         key_ = {"recipe": recipe_.to_dict(), "store": str(store_dir)}
-        if key not in ("random", "herding"):  # a real subset does not depend on synthesis knobs
+        if key not in (
+            "random",
+            "herding",
+        ):  # a real subset does not depend on synthesis knobs
             method, _, options = synth_job(key, args.idtd_init)
             key_["synth"] = synth_settings(args, method, vpc, options)
         row = paired_row(args.out / "runs" / f"{key}_vpc{vpc}", seeds, key_, one_seed)
@@ -593,7 +675,10 @@ def main() -> None:
             record(key, vpc)
     save()
     print(_markdown(rows, args))
-    print("top-1 per row:", {f"{r['row']}@{r['vpc']}": round(r["top1_mean"], 2) for r in rows})
+    print(
+        "top-1 per row:",
+        {f"{r['row']}@{r['vpc']}": round(r["top1_mean"], 2) for r in rows},
+    )
 
 
 def plot_loss_curves(rows: list[dict], out: Path, dataset: str) -> None:
