@@ -358,10 +358,7 @@ def parse_args() -> argparse.Namespace:
         help="only add the held-out matching loss to existing rows (no training)",
     )
     ap.add_argument(
-        "--toy-options",
-        nargs="+",
-        metavar="K=V",
-        help="dataset knobs, e.g. num_classes=3",
+        "--toy-options", nargs="+", metavar="K=V", help="dataset knobs, e.g. num_classes=3"
     )
     ap.add_argument(
         "--quick",
@@ -526,13 +523,7 @@ def _mean_moved(runs: list[dict]) -> float | None:
 
 def main() -> None:
     args = parse_args()
-    from vidistill.evaluate import (
-        Recipe,
-        TrainingSet,
-        evaluate,
-        random_subset,
-        selection_set,
-    )
+    from vidistill.evaluate import Recipe, TrainingSet, evaluate, random_subset, selection_set
     from vidistill.synthetic import SyntheticSet
 
     store = prepare_store(args.work, args.dataset, dataset_options(args.toy_options, args.quick))
@@ -643,10 +634,7 @@ def main() -> None:
             return row
 
         key_ = {"recipe": recipe_.to_dict(), "store": str(store_dir)}
-        if key not in (
-            "random",
-            "herding",
-        ):  # a real subset does not depend on synthesis knobs
+        if key not in ("random", "herding"):  # a real subset does not depend on synthesis knobs
             method, _, options = synth_job(key, args.idtd_init)
             key_["synth"] = synth_settings(args, method, vpc, options)
         row = paired_row(args.out / "runs" / f"{key}_vpc{vpc}", seeds, key_, one_seed)
@@ -675,10 +663,7 @@ def main() -> None:
             record(key, vpc)
     save()
     print(_markdown(rows, args))
-    print(
-        "top-1 per row:",
-        {f"{r['row']}@{r['vpc']}": round(r["top1_mean"], 2) for r in rows},
-    )
+    print("top-1 per row:", {f"{r['row']}@{r['vpc']}": round(r["top1_mean"], 2) for r in rows})
 
 
 def plot_loss_curves(rows: list[dict], out: Path, dataset: str) -> None:
