@@ -230,10 +230,7 @@ ABLATION_TABLES = [
         "Table 3 (modules)",
         ABLATIONS_T3,
         ("Feature Pool & Selectors", "Temporal Fusor"),
-        lambda cfg: (
-            cfg.variant in ("full", "diversify-only"),
-            cfg.variant in ("full", "densify-only"),
-        ),
+        lambda cfg: (cfg.learns_pool, cfg.learns_fusor),
     ),
     (
         "Table 4 (losses)",

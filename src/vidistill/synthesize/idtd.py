@@ -154,6 +154,17 @@ class IDTDConfig(SynthConfig):
         if self.div not in DIV_FORMS:
             raise ValueError(f"div must be one of {DIV_FORMS}, got {self.div!r}")
 
+    # Table 3's module switches, read by the synthesizer and by the grid's ablation table
+    @property
+    def learns_pool(self) -> bool:
+        """Feature Pool & Selectors generate the segments (else: fixed or free real clips)."""
+        return self.variant in ("full", "diversify-only")
+
+    @property
+    def learns_fusor(self) -> bool:
+        """A learned Temporal Fusor joins the segments (else: the fixed stitch)."""
+        return self.variant in ("full", "densify-only")
+
 
 @register("synthesizer", "idtd")
 class IDTD(Synthesizer):
@@ -165,8 +176,8 @@ class IDTD(Synthesizer):
         m, k, t, s = vpc, cfg.k, self.frames, self.size
         cp = cfg.pool_channels or 3 * k
         gens = class_generators(torch.Generator().manual_seed(seed), self.num_classes)
-        need_real = cfg.variant in ("stitch", "densify-only") or cfg.init == "real"
-        if cfg.init == "real" and cfg.variant in ("full", "diversify-only") and cp != 3 * k:
+        need_real = not cfg.learns_pool or cfg.init == "real"
+        if cfg.init == "real" and cfg.learns_pool and cp != 3 * k:
             raise ValueError(f"init=real needs pool_channels = 3·K = {3 * k}, got {cp}")
         sampler = RealSampler(store, batch=m * k)
         pools, sel_w, sel_b, segs = [], [], [], []
@@ -178,7 +189,7 @@ class IDTD(Synthesizer):
                 real = sampler.batch_of(c, gen)
                 real = real[torch.randperm(real.shape[0], generator=gen)]
                 real = real[torch.arange(m * k) % real.shape[0]].view(m, k, 3, t, s, s)
-            if cfg.variant in ("full", "diversify-only"):
+            if cfg.learns_pool:
                 if cfg.init == "real":
                     pools.append(nn.Parameter(real.reshape(m, 3 * k, t, s, s).clone()))
                     w = torch.zeros(m, k, 3, cp)
@@ -197,7 +208,7 @@ class IDTD(Synthesizer):
                 segs.append(nn.Parameter(real.clone()))
             else:  # stitch: fixed real clips
                 segs.append(nn.Parameter(real.clone(), requires_grad=False))
-            if cfg.variant in ("full", "densify-only"):  # a learned fusor
+            if cfg.learns_fusor:
                 if cfg.fusor == "aligned":
                     mix.append(nn.Parameter(torch.zeros(m, t, k)))  # softmax → uniform A
                     h = torch.zeros(m, self.kernel)
@@ -219,17 +230,14 @@ class IDTD(Synthesizer):
     # -- the generator --------------------------------------------------------------
     def segments(self, c: int) -> torch.Tensor:
         """Diverse Segments of class c: ``(M, K, 3, T, H, W)``."""
-        if self.config.variant in ("stitch", "densify-only"):
+        if not self.config.learns_pool:
             return self.seg[c]
         d = torch.einsum("mkoc,mcthw->mkothw", self.sel_w[c], self.pool[c])
         return d + self.sel_b[c][..., None, None, None]
 
-    def learned_fusor(self) -> bool:
-        return self.config.variant in ("full", "densify-only")
-
     def mixing(self, c: int) -> torch.Tensor:
         """A of class c's videos ``(M, T, K)`` (rows sum to 1): learned, or the fixed stitch."""
-        if self.learned_fusor():
+        if self.config.learns_fusor:
             return self.fus_mix[c].softmax(-1)
         m, k, t = self.vpc, self.config.k, self.frames
         stitch = torch.zeros(m, t, k)
@@ -240,14 +248,14 @@ class IDTD(Synthesizer):
         """Temporal Fusor (or the fixed stitch): ``(M,K,3,T,H,W)`` → ``(M,3,T,H,W)``."""
         if self.config.fusor == "strided":
             return self._fuse_strided(c, segs)
-        if not self.learned_fusor():
+        if not self.config.learns_fusor:
             return aligned_fuse(segs, self.mixing(c).to(segs))
         return aligned_fuse(segs, self.mixing(c), self.fus_kernel[c], self.fus_bias[c])
 
     def _fuse_strided(self, c: int, segs: torch.Tensor) -> torch.Tensor:
         m, k, ch, t, h, w = segs.shape
         seq = segs.permute(0, 2, 1, 3, 4, 5).reshape(m, ch, k * t, h, w)  # time-concatenated
-        if not self.learned_fusor():
+        if not self.config.learns_fusor:
             return seq[:, :, k // 2 :: k]  # temporal sampling: the middle frame of each stride
         pad = self.config.fusor_pad
         if pad:
