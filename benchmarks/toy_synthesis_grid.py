@@ -26,7 +26,8 @@ its own. All synthesizers get the same matching-net width and real batch; iterat
 flattens at its own pace (``benchmarks/synth_curve.py`` shows it). Each seed's loss curve
 (block means) is kept and plotted (``OUT/loss_curves_vpc<V>.png``); the tables add paired
 contrasts (IDTD − DM, variants − base, ablations − full IDTD) and IDTD's Table 3 / 4 in
-the paper's shape (✓/✗ switches read from ``IDTDConfig``). ``dm+aug`` is DM with its
+the paper's shape (✓/✗ switches read from ``IDTDConfig``; the paper's MiniUCF figures
+beside them). ``dm+aug`` is DM with its
 clip-consistent Siamese augmentation in matching (``-o augment=clip``), beside plain ``dm``
 (VDSD's DM). ``--standardize batch`` evaluates
 every row, Random included, with VDSD's per-batch standardisation (its own results folder).
@@ -224,19 +225,23 @@ def _contrasts_markdown(rows: list[dict], args) -> str:
 
 
 # IDTD's ablation tables in the paper's shape (Table 3: modules, Table 4: losses): the
-# switch columns are read from IDTDConfig itself, so a table says what actually trained
+# switch columns are read from IDTDConfig itself, so a table says what actually trained;
+# the paper's MiniUCF top-1 at VPC 1 (its Tables 3 / 4, "" = full IDTD) sits beside ours
+# so the orderings can be compared (the absolute numbers cannot: another dataset and net)
 ABLATION_TABLES = [
     (
         "Table 3 (modules)",
         ABLATIONS_T3,
         ("Feature Pool & Selectors", "Temporal Fusor"),
         lambda cfg: (cfg.learns_pool, cfg.learns_fusor),
+        {"t3-a": 14.99, "t3-b": 18.40, "t3-c": 18.57, "": 22.52},
     ),
     (
         "Table 4 (losses)",
         ABLATIONS_T4,
         ("Selector L_M", "Selector L_div", "Fusor L_M"),
         lambda cfg: (cfg.loss_sel_match, cfg.loss_div, cfg.loss_fusor_match),
+        {"t4-a": 13.82, "t4-b": 15.81, "t4-c": 20.04, "": 22.52},
     ),
 ]
 
@@ -251,15 +256,17 @@ def _ablation_markdown(rows: list[dict], args) -> str:
     out = []
     for vpc in sorted({r["vpc"] for r in rows}):
         full = by_cell.get((labels["idtd"], vpc))
-        for title, ablations, columns, switches in ABLATION_TABLES:
+        for title, ablations, columns, switches, paper in ABLATION_TABLES:
             present = [(k, n) for k, n in ablations if (labels.get(k, k), vpc) in by_cell]
             if full is None or not present:
                 continue
+            paper_top1 = {k: f"{v:.2f}" if vpc == 1 else "–" for k, v in paper.items()}
             lines = [
                 f"\nIDTD {title}, VPC {vpc} (init {args.idtd_init}; difference = paired, "
                 "this row − full IDTD, top-1 points):\n",
-                "| | " + " | ".join(columns) + " | top-1 % | IOR (95 % CI) | difference to IDTD |",
-                "|---" * (len(columns) + 4) + "|",
+                "| | " + " | ".join(columns) + " | top-1 % | IOR (95 % CI) | difference to IDTD "
+                "| paper: MiniUCF top-1 % |",
+                "|---" * (len(columns) + 5) + "|",
             ]
             for key, name in present:
                 r = by_cell[(name, vpc)]
@@ -270,14 +277,15 @@ def _ablation_markdown(rows: list[dict], args) -> str:
                     f"| {key[-1].upper()} ({name}) | "
                     + " | ".join("✓" if m else "✗" for m in marks)
                     + f" | {r['top1_mean']:.2f} ± {r['top1_std']:.2f} | {format_ior(r, digits=2)} | "
-                    f"{d['ior_mean']:+.2f} [{low:+.2f}, {high:+.2f}] {d['ior_verdict']} |"
+                    f"{d['ior_mean']:+.2f} [{low:+.2f}, {high:+.2f}] {d['ior_verdict']} | "
+                    f"{paper_top1[key]} |"
                 )
             marks = switches(IDTDConfig())
             lines.append(
                 f"| IDTD ({labels['idtd']}) | "
                 + " | ".join("✓" if m else "✗" for m in marks)
                 + f" | {full['top1_mean']:.2f} ± {full['top1_std']:.2f} | "
-                f"{format_ior(full, digits=2)} | – |"
+                f"{format_ior(full, digits=2)} | – | {paper_top1['']} |"
             )
             out.append("\n".join(lines) + "\n")
     return "".join(out)
