@@ -1,0 +1,166 @@
+"""What the synthesis grid's sets carry, measured without training an evaluator on them.
+
+    python benchmarks/toy_synthesis_grid.py --dataset toy-motion ...   # first: the grid
+    python benchmarks/synthesis_probe.py --dataset toy-motion          # then: this probe
+
+For every row of the grid's ``results.json`` that has sets (synthetic rows: every seed's
+set; ``random``: every seed's draw), over all its seeds:
+
+* **real-net top-1** — the accuracy, on the set's own clips, of the full-real classifier
+  (the ``classifier`` embedder's net: ``toy-quick``, seed 0, trained on all real training
+  clips, cached in the grid's store; trained once, ~3 CPU-minutes, if absent). Real clips
+  score ~100 % (the net saw them) and real *test* clips show what it does on unseen real
+  ones: a set it cannot recognise no longer looks like its class to a net that knows it.
+* **temporal energy** — mean |x[t+1] − x[t]| in the evaluator's normalised units, beside
+  real test clips': how much frame-to-frame change (on the toys: the motion) is left.
+* **IDTD's learned Temporal Fusor** (rows whose checkpoints have one): the mean over
+  output frames of the largest weight in A (uniform = 1/K: every frame a blend of all K
+  segments; 1: one segment per frame) and the mean taps of h (identity at init).
+
+Rows that share sets (``idtd+τ`` evaluates ``idtd``'s) are probed once. Writes
+``benchmarks/results/synthesis_probe_<toy>/probe.json`` and ``probe.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from paired_grid import DATASETS
+from vidistill.atomic import write_bytes_atomic, write_json_atomic
+from vidistill.clipstore import ClipStore
+from vidistill.embed.classifier import ClassifierEmbedder
+from vidistill.evaluate import random_indices
+from vidistill.integrity import load_safetensors
+from vidistill.synthetic import SyntheticSet
+
+ROOT = Path(__file__).resolve().parent
+
+
+@torch.no_grad()
+def clip_measures(net: torch.nn.Module, videos: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Real-net top-1 (%) and temporal energy of ``videos`` (N,3,T,H,W), normalised space."""
+    pred = torch.cat([net(v.float()).argmax(1) for v in videos.split(50)])
+    return {
+        "real_net_top1": float((pred == labels).float().mean()) * 100,
+        "temporal_energy": float((videos[:, :, 1:] - videos[:, :, :-1]).abs().mean()),
+    }
+
+
+def fusor_state(set_dir: Path) -> dict | None:
+    """A's mean largest weight per output frame and h's mean taps, from the set's checkpoint
+    (None: no checkpoint, or no learned aligned fusor in it)."""
+    ckpt = set_dir / "checkpoint.safetensors"
+    if not ckpt.is_file():
+        return None
+    tensors, _ = load_safetensors(
+        ckpt, "toy_synthesis_grid.py (delete the set's folder; it re-synthesises)"
+    )
+    mixes = [v for k, v in sorted(tensors.items()) if k.startswith("param.fus_mix.")]
+    kernels = [v for k, v in sorted(tensors.items()) if k.startswith("param.fus_kernel.")]
+    if not mixes:
+        return None
+    a = torch.cat(mixes).softmax(-1)  # (classes·M, T, K)
+    return {
+        "a_max_weight": float(a.max(-1).values.mean()),
+        "a_uniform": 1.0 / a.shape[-1],
+        "h_taps": [round(float(x), 3) for x in torch.cat(kernels).mean(0)],
+    }
+
+
+def probe_row(row: dict, store: ClipStore, net: torch.nn.Module) -> dict | None:
+    """Every seed's measures of one grid row, averaged (with the per-seed list)."""
+    if row.get("synth_dirs"):
+        sets = []
+        for d in row["synth_dirs"]:
+            s = SyntheticSet.load(Path(d))
+            sets.append((Path(d), s.videos, s.labels))
+    elif row["row"] == "random":
+        sets = []
+        for seed in row["seeds"]:
+            idx = random_indices(store, row["vpc"], seed)
+            sets.append((None, store.tensor(idx), torch.from_numpy(store.labels[idx])))
+    else:
+        return None
+    per_seed = []
+    for folder, videos, labels in sets:
+        m = clip_measures(net, videos, labels)
+        fusor = fusor_state(folder) if folder is not None else None
+        per_seed.append({**m, **({"fusor": fusor} if fusor else {})})
+    out = {
+        "row": row["row"],
+        "vpc": row["vpc"],
+        "seeds": len(per_seed),
+        "real_net_top1": float(np.mean([p["real_net_top1"] for p in per_seed])),
+        "real_net_top1_std": float(np.std([p["real_net_top1"] for p in per_seed])),
+        "temporal_energy": float(np.mean([p["temporal_energy"] for p in per_seed])),
+        "per_seed": per_seed,
+    }
+    fusors = [p["fusor"] for p in per_seed if "fusor" in p]
+    if fusors:
+        out["a_max_weight"] = float(np.mean([f["a_max_weight"] for f in fusors]))
+        out["a_uniform"] = fusors[0]["a_uniform"]
+        out["h_taps"] = [round(float(x), 3) for x in np.mean([f["h_taps"] for f in fusors], 0)]
+    return out
+
+
+def markdown(reference: dict, probes: list[dict], dataset: str) -> str:
+    lines = [
+        f"Synthesis probe, `{dataset}` (full-real classifier: `toy-quick`, seed 0; "
+        f"real test clips: real-net top-1 {reference['real_net_top1']:.1f} %, temporal "
+        f"energy {reference['temporal_energy']:.3f}):",
+        "",
+        "| row | VPC | seeds | real-net top-1 % | temporal energy (× real test) "
+        "| fusor: A's largest weight (uniform) | fusor: h taps |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in probes:
+        ratio = p["temporal_energy"] / reference["temporal_energy"]
+        a = f"{p['a_max_weight']:.3f} ({p['a_uniform']:.3f})" if "a_max_weight" in p else "–"
+        h = " / ".join(f"{x:.2f}" for x in p["h_taps"]) if "h_taps" in p else "–"
+        lines.append(
+            f"| {p['row']} | {p['vpc']} | {p['seeds']} | {p['real_net_top1']:.1f} ± "
+            f"{p['real_net_top1_std']:.1f} | {p['temporal_energy']:.3f} ({ratio:.2f}×) | {a} | {h} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--dataset", choices=DATASETS, default="toy")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/vidistill_synth_grid"))
+    ap.add_argument("--grid", type=Path, help="the grid's results folder (default: its own)")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    grid = args.grid or ROOT / "results" / f"toy_synthesis_grid_paired_{args.dataset}"
+    out = args.out or ROOT / "results" / f"synthesis_probe_{args.dataset}"
+    rows = json.loads((grid / "results.json").read_text())
+    store = ClipStore(args.work / args.dataset)
+    net = ClassifierEmbedder(store).net.eval()
+    test = store.indices("test")
+    reference = clip_measures(net, store.tensor(test), torch.from_numpy(store.labels[test]))
+    probes, seen = [], set()
+    for row in rows:
+        sets = tuple(row.get("synth_dirs") or ())
+        if sets and sets in seen:
+            continue  # idtd+τ: idtd's sets, evaluated differently
+        seen.add(sets)
+        p = probe_row(row, store, net)
+        if p is not None:
+            probes.append(p)
+            print(f"{p['row']} vpc={p['vpc']}: real-net top-1 {p['real_net_top1']:.1f}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "probe.json", {"reference": reference, "rows": probes})
+    md = markdown(reference, probes, args.dataset)
+    write_bytes_atomic(out / "probe.md", md.encode())
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
