@@ -18,7 +18,9 @@ set; ``random``: every seed's draw), over all its seeds:
   segments; 1: one segment per frame) and the mean taps of h (identity at init).
 
 Rows that share sets (``idtd+τ`` evaluates ``idtd``'s) are probed once. Writes
-``benchmarks/results/synthesis_probe_<toy>/probe.json`` and ``probe.md``.
+``benchmarks/results/synthesis_probe_<toy>/probe.json`` and ``probe.md``, and
+``docs/img/synth_probe_strip_<toy>.jpg``: for classes 0–2, the first clip of each VPC-1
+row's seed-0 set (all 8 frames), to see what the numbers describe.
 """
 
 from __future__ import annotations
@@ -36,9 +38,12 @@ from vidistill.clipstore import ClipStore
 from vidistill.embed.classifier import ClassifierEmbedder
 from vidistill.evaluate import random_indices
 from vidistill.integrity import load_safetensors
+from vidistill.report import frame_strip
 from vidistill.synthetic import SyntheticSet
+from vidistill.transforms import to_uint8
 
 ROOT = Path(__file__).resolve().parent
+STRIP_CLASSES = (0, 1, 2)
 
 
 @torch.no_grad()
@@ -108,6 +113,31 @@ def probe_row(row: dict, store: ClipStore, net: torch.nn.Module) -> dict | None:
     return out
 
 
+def seed0_clips(row: dict, store: ClipStore) -> tuple[torch.Tensor, torch.Tensor]:
+    """The row's seed-0 set: normalised videos and labels."""
+    if row.get("synth_dirs"):
+        s = SyntheticSet.load(Path(row["synth_dirs"][0]))
+        return s.videos, s.labels
+    idx = random_indices(store, row["vpc"], row["seeds"][0])
+    return store.tensor(idx), torch.from_numpy(store.labels[idx])
+
+
+def short_name(row: str) -> str:
+    """A strip label: the method, with DM's augmented variant told apart."""
+    return "dm+aug" if row.startswith("dm (clip") else row.split(" (")[0]
+
+
+def strip(rows: list[dict], store: ClipStore, path: Path) -> Path:
+    """Classes 0–2 (row groups) × the VPC-1 rows: each row's first clip of the class."""
+    clips, labels = [], []
+    for c in STRIP_CLASSES:
+        for row in rows:
+            videos, labs = seed0_clips(row, store)
+            clips.append(to_uint8(videos[labs == c][:1].float())[0].numpy())
+            labels.append(f"{store.class_names[c]}: {short_name(row['row'])}")
+    return frame_strip(np.stack(clips), path, scale=1, labels=labels)
+
+
 def markdown(reference: dict, probes: list[dict], dataset: str) -> str:
     lines = [
         f"Synthesis probe, `{dataset}` (full-real classifier: `toy-quick`, seed 0; "
@@ -145,7 +175,7 @@ def main() -> None:
     net = ClassifierEmbedder(store).net.eval()
     test = store.indices("test")
     reference = clip_measures(net, store.tensor(test), torch.from_numpy(store.labels[test]))
-    probes, seen = [], set()
+    probes, seen, probed_rows = [], set(), []
     for row in rows:
         sets = tuple(row.get("synth_dirs") or ())
         if sets and sets in seen:
@@ -154,12 +184,16 @@ def main() -> None:
         p = probe_row(row, store, net)
         if p is not None:
             probes.append(p)
+            probed_rows.append(row)
             print(f"{p['row']} vpc={p['vpc']}: real-net top-1 {p['real_net_top1']:.1f}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "probe.json", {"reference": reference, "rows": probes})
     md = markdown(reference, probes, args.dataset)
     write_bytes_atomic(out / "probe.md", md.encode())
     print(md)
+    name = f"synth_probe_strip_{args.dataset.replace('-', '_')}.jpg"  # JPEG: 1.6 MB as PNG
+    img = ROOT.parent / "docs" / "img" / name
+    print(f"wrote {strip([r for r in probed_rows if r['vpc'] == 1], store, img)}")
 
 
 if __name__ == "__main__":
