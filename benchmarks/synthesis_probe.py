@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -77,25 +78,31 @@ def fusor_state(set_dir: Path) -> dict | None:
     }
 
 
-def probe_row(row: dict, store: ClipStore, net: torch.nn.Module) -> dict | None:
-    """Every seed's measures of one grid row, averaged (with the per-seed list)."""
+def row_sets(
+    row: dict, store: ClipStore
+) -> Iterator[tuple[Path | None, torch.Tensor, torch.Tensor]]:
+    """A grid row's sets, seed by seed: ``(set folder or None, normalised videos, labels)`` —
+    synthetic rows from their folders, ``random`` redrawn with each seed; nothing for other
+    rows (herding)."""
     if row.get("synth_dirs"):
-        sets = []
         for d in row["synth_dirs"]:
             s = SyntheticSet.load(Path(d))
-            sets.append((Path(d), s.videos, s.labels))
+            yield Path(d), s.videos, s.labels
     elif row["row"] == "random":
-        sets = []
         for seed in row["seeds"]:
             idx = random_indices(store, row["vpc"], seed)
-            sets.append((None, store.tensor(idx), torch.from_numpy(store.labels[idx])))
-    else:
-        return None
+            yield None, store.tensor(idx), torch.from_numpy(store.labels[idx])
+
+
+def probe_row(row: dict, store: ClipStore, net: torch.nn.Module) -> dict | None:
+    """Every seed's measures of one grid row, averaged (with the per-seed list)."""
     per_seed = []
-    for folder, videos, labels in sets:
+    for folder, videos, labels in row_sets(row, store):
         m = clip_measures(net, videos, labels)
         fusor = fusor_state(folder) if folder is not None else None
         per_seed.append({**m, **({"fusor": fusor} if fusor else {})})
+    if not per_seed:
+        return None
     out = {
         "row": row["row"],
         "vpc": row["vpc"],
@@ -113,15 +120,6 @@ def probe_row(row: dict, store: ClipStore, net: torch.nn.Module) -> dict | None:
     return out
 
 
-def seed0_clips(row: dict, store: ClipStore) -> tuple[torch.Tensor, torch.Tensor]:
-    """The row's seed-0 set: normalised videos and labels."""
-    if row.get("synth_dirs"):
-        s = SyntheticSet.load(Path(row["synth_dirs"][0]))
-        return s.videos, s.labels
-    idx = random_indices(store, row["vpc"], row["seeds"][0])
-    return store.tensor(idx), torch.from_numpy(store.labels[idx])
-
-
 def short_name(row: str) -> str:
     """A strip label: the method, with DM's augmented variant told apart."""
     return "dm+aug" if row.startswith("dm (clip") else row.split(" (")[0]
@@ -129,10 +127,10 @@ def short_name(row: str) -> str:
 
 def strip(rows: list[dict], store: ClipStore, path: Path) -> Path:
     """Classes 0–2 (row groups) × the VPC-1 rows: each row's first clip of the class."""
+    first = [next(row_sets(row, store))[1:] for row in rows]  # each row's seed-0 set
     clips, labels = [], []
     for c in STRIP_CLASSES:
-        for row in rows:
-            videos, labs = seed0_clips(row, store)
+        for row, (videos, labs) in zip(rows, first, strict=True):
             clips.append(to_uint8(videos[labs == c][:1].float())[0].numpy())
             labels.append(f"{store.class_names[c]}: {short_name(row['row'])}")
     return frame_strip(np.stack(clips), path, scale=1, labels=labels)

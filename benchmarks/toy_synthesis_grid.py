@@ -27,9 +27,8 @@ flattens at its own pace (``benchmarks/synth_curve.py`` shows it). Each seed's l
 (block means) is kept and plotted (``OUT/loss_curves_vpc<V>.png``); the tables add paired
 contrasts (IDTD − DM, variants − base, ablations − full IDTD) and IDTD's Table 3 / 4 in
 the paper's shape (✓/✗ switches read from ``IDTDConfig``; the paper's MiniUCF figures
-beside them). ``dm+aug`` is DM with its
-clip-consistent Siamese augmentation in matching (``-o augment=clip``), beside plain ``dm``
-(VDSD's DM). ``--standardize batch`` evaluates
+beside them). ``dm+aug`` is DM with its clip-consistent Siamese augmentation in matching
+(``-o augment=clip``), beside plain ``dm`` (VDSD's DM). ``--standardize batch`` evaluates
 every row, Random included, with VDSD's per-batch standardisation (its own results folder).
 Opt-in rows (``--rows``): ``idtd-strided`` (the paper-literal stride-K fusor), ``idtd-printed``
 / ``idtd-text`` / ``idtd-normalised`` (the other L_div forms), ``vdsd-all`` (all 4 pairs per
