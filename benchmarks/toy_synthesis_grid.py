@@ -468,28 +468,17 @@ def synth_job(key: str, idtd_init: str) -> tuple[str, str, dict]:
     return "idtd", f"idtd_{key}_init{idtd_init}", opts
 
 
-def diagnose(args, rows: list[dict], store: ClipStore, labels: dict[str, str]) -> None:
-    """Add the held-out matching loss to existing rows (seed-0 sets), no training."""
-    import torch
-
-    from vidistill.evaluate import random_indices
-    from vidistill.synthetic import SyntheticSet
+def diagnose(rows: list[dict], store: ClipStore) -> None:
+    """Add the held-out matching loss to existing rows (seed 0's sets), no training."""
+    from synthesis_probe import row_sets  # the grid's row → its sets, seed by seed
 
     for r in rows:
         if "heldout_matching" in r:
             continue
-        if r.get("train_kind") == "synthetic":
-            key = {v: k for k, v in labels.items()}.get(r["row"])
-            guess = {"idtd+tau": "idtd", "idtd-real": "idtd_initreal"}.get(r["row"], r["row"])
-            guess = f"idtd_{key}" if key else guess
-            folder = Path(r.get("synth_dir") or args.work / f"{guess}_vpc{r['vpc']}")
-            syn = SyntheticSet.load(folder)
-            videos, labs = syn.videos, syn.labels
-        elif r["row"] == "random":
-            idx = random_indices(store, r["vpc"], 0)
-            videos, labs = store.tensor(idx), torch.from_numpy(store.labels[idx])
-        else:
+        first = next(row_sets(r, store), None)  # seed 0's set; None for herding
+        if first is None:
             continue
+        _, videos, labs = first
         r["heldout_matching"] = heldout_matching(store, videos, labs)
         print(
             f"{r['row']} vpc={r['vpc']}: held-out matching {r['heldout_matching']:.4f}",
@@ -550,7 +539,7 @@ def main() -> None:
         plot_loss_curves(rows, args.out, args.dataset)
 
     if args.diagnose:
-        diagnose(args, rows, store, labels)
+        diagnose(rows, store)
         save()
         return
 
