@@ -13,6 +13,10 @@ set; ``random``: every seed's draw), over all its seeds:
   ones: a set it cannot recognise no longer looks like its class to a net that knows it.
 * **temporal energy** — mean |x[t+1] − x[t]| in the evaluator's normalised units, beside
   real test clips': how much frame-to-frame change (on the toys: the motion) is left.
+* **IDTD's Diverse Segments** (rows with an IDTD checkpoint, ablations included): the same
+  two measures on the K segments of every video, each labelled with its video's class —
+  do the segments keep the class's evidence and the fusion lose it, or are they already
+  without it?
 * **IDTD's learned Temporal Fusor** (rows whose checkpoints have one): the mean over
   output frames of the largest weight in A (uniform = 1/K: every frame a blend of all K
   segments; 1: one segment per frame) and the mean taps of h (identity at init).
@@ -40,6 +44,7 @@ from vidistill.embed.classifier import ClassifierEmbedder
 from vidistill.evaluate import random_indices
 from vidistill.integrity import load_safetensors
 from vidistill.report import frame_strip
+from vidistill.synthesize.runner import build
 from vidistill.synthetic import SyntheticSet
 from vidistill.transforms import to_uint8
 
@@ -57,25 +62,35 @@ def clip_measures(net: torch.nn.Module, videos: torch.Tensor, labels: torch.Tens
     }
 
 
-def fusor_state(set_dir: Path) -> dict | None:
-    """A's mean largest weight per output frame and h's mean taps, from the set's checkpoint
-    (None: no checkpoint, or no learned aligned fusor in it)."""
+def idtd_state(set_dir: Path, store: ClipStore, net: torch.nn.Module) -> dict | None:
+    """What an IDTD set's checkpoint holds beside its fused videos: the learned fusor (A's
+    mean largest weight per output frame, h's mean taps) and the Diverse Segments' own
+    real-net top-1 and temporal energy — whether the segments keep their class's evidence
+    and the fusion loses it, or the segments lost it. None: not an IDTD set, or no
+    checkpoint. The synthesizer is rebuilt from the set's ``done.json`` and loaded from
+    the checkpoint (``IDTD.segments`` / ``mixing``, no formula restated here)."""
     ckpt = set_dir / "checkpoint.safetensors"
-    if not ckpt.is_file():
+    done = json.loads((set_dir / "done.json").read_text())
+    if done["method"] != "idtd" or not ckpt.is_file():
         return None
+    synth = build(store, "idtd", done["vpc"], done["config"], done["seed"])
     tensors, _ = load_safetensors(
         ckpt, "toy_synthesis_grid.py (delete the set's folder; it re-synthesises)"
     )
-    mixes = [v for k, v in sorted(tensors.items()) if k.startswith("param.fus_mix.")]
-    kernels = [v for k, v in sorted(tensors.items()) if k.startswith("param.fus_kernel.")]
-    if not mixes:
-        return None
-    a = torch.cat(mixes).softmax(-1)  # (classes·M, T, K)
-    return {
-        "a_max_weight": float(a.max(-1).values.mean()),
-        "a_uniform": 1.0 / a.shape[-1],
-        "h_taps": [round(float(x), 3) for x in torch.cat(kernels).mean(0)],
-    }
+    synth.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("param.")})
+    classes = range(synth.num_classes)
+    with torch.no_grad():
+        segs = [synth.segments(c).flatten(0, 1) for c in classes]  # (M·K, 3, T, H, W) each
+        labels = torch.arange(synth.num_classes).repeat_interleave(segs[0].shape[0])
+        m = clip_measures(net, torch.cat(segs), labels)
+        out = {"segment_real_net_top1": m["real_net_top1"], "segment_energy": m["temporal_energy"]}
+        if synth.config.learns_fusor and synth.config.fusor == "aligned":
+            a = torch.cat([synth.mixing(c) for c in classes])  # (classes·M, T, K)
+            out["a_max_weight"] = float(a.max(-1).values.mean())
+            out["a_uniform"] = 1.0 / a.shape[-1]
+            h = torch.cat(list(synth.fus_kernel)).mean(0)
+            out["h_taps"] = [round(float(x), 3) for x in h]
+    return out
 
 
 def row_sets(
@@ -99,8 +114,8 @@ def probe_row(row: dict, store: ClipStore, net: torch.nn.Module) -> dict | None:
     per_seed = []
     for folder, videos, labels in row_sets(row, store):
         m = clip_measures(net, videos, labels)
-        fusor = fusor_state(folder) if folder is not None else None
-        per_seed.append({**m, **({"fusor": fusor} if fusor else {})})
+        idtd = idtd_state(folder, store, net) if folder is not None else None
+        per_seed.append({**m, **({"idtd": idtd} if idtd else {})})
     if not per_seed:
         return None
     out = {
@@ -112,7 +127,13 @@ def probe_row(row: dict, store: ClipStore, net: torch.nn.Module) -> dict | None:
         "temporal_energy": float(np.mean([p["temporal_energy"] for p in per_seed])),
         "per_seed": per_seed,
     }
-    fusors = [p["fusor"] for p in per_seed if "fusor" in p]
+    states = [p["idtd"] for p in per_seed if "idtd" in p]
+    if states:
+        seg_top1 = [st["segment_real_net_top1"] for st in states]
+        out["segment_real_net_top1"] = float(np.mean(seg_top1))
+        out["segment_real_net_top1_std"] = float(np.std(seg_top1))
+        out["segment_energy"] = float(np.mean([st["segment_energy"] for st in states]))
+    fusors = [st for st in states if "a_max_weight" in st]
     if fusors:
         out["a_max_weight"] = float(np.mean([f["a_max_weight"] for f in fusors]))
         out["a_uniform"] = fusors[0]["a_uniform"]
@@ -143,16 +164,23 @@ def markdown(reference: dict, probes: list[dict], dataset: str) -> str:
         f"energy {reference['temporal_energy']:.3f}):",
         "",
         "| row | VPC | seeds | real-net top-1 % | temporal energy (× real test) "
+        "| IDTD segments: real-net top-1 % | segments' energy (× real test) "
         "| fusor: A's largest weight (uniform) | fusor: h taps |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for p in probes:
         ratio = p["temporal_energy"] / reference["temporal_energy"]
         a = f"{p['a_max_weight']:.3f} ({p['a_uniform']:.3f})" if "a_max_weight" in p else "–"
         h = " / ".join(f"{x:.2f}" for x in p["h_taps"]) if "h_taps" in p else "–"
+        seg, seg_e = "–", "–"
+        if "segment_real_net_top1" in p:
+            seg = f"{p['segment_real_net_top1']:.1f} ± {p['segment_real_net_top1_std']:.1f}"
+            e = p["segment_energy"]
+            seg_e = f"{e:.3f} ({e / reference['temporal_energy']:.2f}×)"
         lines.append(
             f"| {p['row']} | {p['vpc']} | {p['seeds']} | {p['real_net_top1']:.1f} ± "
-            f"{p['real_net_top1_std']:.1f} | {p['temporal_energy']:.3f} ({ratio:.2f}×) | {a} | {h} |"
+            f"{p['real_net_top1_std']:.1f} | {p['temporal_energy']:.3f} ({ratio:.2f}×) "
+            f"| {seg} | {seg_e} | {a} | {h} |"
         )
     return "\n".join(lines) + "\n"
 
