@@ -147,7 +147,7 @@ def _markdown(rows: list[dict], args) -> str:
         "| held-out L_M |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    random_of = {r["vpc"]: r for r in rows if r["row"] == "random"}
+    random_of = {_partner(r): r for r in rows if r.get("method") == "random"}
     for r in rows:
         synth_s = r.get("synth_seconds")
         synth_m = r.get("synth_peak_rss_mb")
@@ -158,7 +158,7 @@ def _markdown(rows: list[dict], args) -> str:
             f"{r.get('synth_iterations') or '–'} | {_fmt(_mean_moved(r['per_run']), 1)} | "
             f"{'–' if synth_s is None else f'{synth_s:.0f}'} | "
             f"{'–' if synth_m is None else f'{synth_m:.0f}'} | {r['seconds']:.0f} | "
-            f"{r['diverged_runs']} | {_ior_neither_diverged(r, random_of.get(r['vpc']))} | "
+            f"{r['diverged_runs']} | {_ior_neither_diverged(r, random_of.get(_partner(r)))} | "
             f"{_fmt(r.get('heldout_matching'))} |"
         )
     return (
@@ -168,6 +168,12 @@ def _markdown(rows: list[dict], args) -> str:
         + _contrasts_markdown(rows, args)
         + _ablation_markdown(rows, args)
     )
+
+
+def _partner(row: dict) -> tuple:
+    """What pairs a row with its Random (as ``attach_ior`` pairs them): VPC and recipe —
+    ``idtd+τ`` with ``random+τ``, every other row with ``random``."""
+    return row["vpc"], json.dumps(row.get("recipe"), sort_keys=True)
 
 
 def _ior_neither_diverged(row: dict, random_row: dict | None) -> str:
@@ -191,6 +197,11 @@ def _ior_neither_diverged(row: dict, random_row: dict | None) -> str:
 
 # paired contrasts beside IOR: the papers' claims (IDTD > DM), a variant against its base
 # (augmentation, init), and IDTD's Table 3 / 4 ablations against the full method
+# rows evaluated with IDTD's temporal augmentation τ (§4.3): idtd+τ's IOR is against
+# random+τ, the same real random subsets under the same τ recipe (``attach_ior`` pairs by recipe)
+TAU_ROWS = ("idtd+tau", "random+tau")
+REAL_ROWS = ("random", "random+tau", "herding")  # subsets of the real clips, nothing learned
+
 CONTRASTS = [("idtd", "dm"), ("idtd+tau", "dm"), ("vdsd", "dm"), ("dm+aug", "dm")] + [
     (a, "idtd") for a in ("idtd-noise", *(k for k, _ in ABLATIONS_T3 + ABLATIONS_T4))
 ]
@@ -326,8 +337,8 @@ def parse_args() -> argparse.Namespace:
         "--rows",
         nargs="+",
         default=None,
-        help="subset: random herding dm dm+aug idtd idtd+tau vdsd idtd-noise t3-a t3-b t3-c t4-a "
-        "t4-b t4-c (opt-in only: " + " ".join(OPT_IN) + ")",
+        help="subset: random herding dm dm+aug idtd idtd+tau random+tau vdsd idtd-noise t3-a "
+        "t3-b t3-c t4-a t4-b t4-c (opt-in only: " + " ".join(OPT_IN) + ")",
     )
     ap.add_argument(
         "--standardize",
@@ -409,7 +420,8 @@ def make_plan(args: argparse.Namespace) -> list[tuple[str, int]]:
     plan: list[tuple[str, int]] = []
     for vpc in args.vpcs:
         plan += [
-            (n, vpc) for n in ("random", "herding", "dm", "dm+aug", "idtd", "idtd+tau", "vdsd")
+            (n, vpc)
+            for n in ("random", "herding", "dm", "dm+aug", "idtd", "idtd+tau", "random+tau", "vdsd")
         ]
     if 1 in args.vpcs:
         plan += [(a, 1) for a, _ in ABLATIONS_T3 + ABLATIONS_T4]
@@ -439,6 +451,7 @@ def row_labels(args: argparse.Namespace) -> dict[str, str]:
             "dm+aug": "dm (clip-consistent DSA in matching)",
             "idtd": f"idtd (init {args.idtd_init})",
             "idtd+tau": f"idtd+τ (init {args.idtd_init})",
+            "random+tau": "random+τ",
             "idtd-noise": "idtd (init noise, paper)",
         }
     )
@@ -594,7 +607,7 @@ def main() -> None:
 
     def make_source(key: str, vpc: int):
         """``seed -> (TrainingSet, per-seed extras)`` of a plan row."""
-        if key == "random":
+        if key in ("random", "random+tau"):
             return lambda s: (random_subset(store, vpc, s), {})
         if key == "herding":
             return lambda s: herding(vpc, s)
@@ -604,7 +617,7 @@ def main() -> None:
     def record(key: str, vpc: int) -> None:
         name = labels.get(key, key)
         seeds = seeds_for(key, args.runs, args.runs_for)
-        recipe_ = recipe.with_(augment="idtd-temporal") if key == "idtd+tau" else recipe
+        recipe_ = recipe.with_(augment="idtd-temporal") if key in TAU_ROWS else recipe
         old = [r for r in rows if (r["row"], r["vpc"]) == (name, vpc)]
         if old and old[0].get("recipe") == recipe_.to_dict() and has_seeds(old[0], seeds):
             return
@@ -620,14 +633,15 @@ def main() -> None:
                 return train_set
 
             row = evaluate(
-                source, store, recipe_, runs=1, seed=s, method=name, vpc=vpc,
+                source, store, recipe_, runs=1, seed=s, vpc=vpc,
+                method="random" if key == "random+tau" else name,  # Random's partner: its method
                 source=f"{args.dataset}-real-train", pool=str(store_dir), progress=False,
             )  # fmt: skip
             row["per_run"][0].update(extra)
             return row
 
         key_ = {"recipe": recipe_.to_dict(), "store": str(store_dir)}
-        if key not in ("random", "herding"):  # a real subset does not depend on synthesis knobs
+        if key not in REAL_ROWS:  # a real subset does not depend on synthesis knobs
             method, _, options = synth_job(key, args.idtd_init)
             key_["synth"] = synth_settings(args, method, vpc, options)
         row = paired_row(args.out / "runs" / f"{key}_vpc{vpc}", seeds, key_, one_seed)
@@ -635,7 +649,7 @@ def main() -> None:
             row.update(_synth_summary(row))
         if key == "herding":
             row["select_seconds"] = per_run_mean(row, "select_seconds")
-        if key == "idtd+tau":
+        if key in TAU_ROWS:
             row["eval_augment"] = "idtd-temporal"
         row["row"] = name
         row["train_clips_total"] = int(len(store.indices("train")))
