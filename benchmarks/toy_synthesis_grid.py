@@ -195,13 +195,13 @@ def _ior_neither_diverged(row: dict, random_row: dict | None) -> str:
     return f"{d['ior_mean']:+.2f} [{low:+.2f}, {high:+.2f}] ({d['ior_runs']})"
 
 
-# paired contrasts beside IOR: the papers' claims (IDTD > DM), a variant against its base
-# (augmentation, init), and IDTD's Table 3 / 4 ablations against the full method
 # rows evaluated with IDTD's temporal augmentation τ (§4.3): idtd+τ's IOR is against
 # random+τ, the same real random subsets under the same τ recipe (``attach_ior`` pairs by recipe)
 TAU_ROWS = ("idtd+tau", "random+tau")
 REAL_ROWS = ("random", "random+tau", "herding")  # subsets of the real clips, nothing learned
 
+# paired contrasts beside IOR: the papers' claims (IDTD > DM), a variant against its base
+# (augmentation, init), and IDTD's Table 3 / 4 ablations against the full method
 CONTRASTS = [("idtd", "dm"), ("idtd+tau", "dm"), ("vdsd", "dm"), ("dm+aug", "dm")] + [
     (a, "idtd") for a in ("idtd-noise", *(k for k, _ in ABLATIONS_T3 + ABLATIONS_T4))
 ]
@@ -607,7 +607,7 @@ def main() -> None:
 
     def make_source(key: str, vpc: int):
         """``seed -> (TrainingSet, per-seed extras)`` of a plan row."""
-        if key in ("random", "random+tau"):
+        if key in ("random", "random+tau"):  # the same draws; random+τ evaluates them with τ
             return lambda s: (random_subset(store, vpc, s), {})
         if key == "herding":
             return lambda s: herding(vpc, s)
