@@ -74,7 +74,7 @@ from vidistill import registry
 from vidistill.atomic import write_bytes_atomic, write_json_atomic
 from vidistill.clipstore import ClipStore
 from vidistill.commands.app import parse_key_values
-from vidistill.evaluate.paired import attach_ior, format_ior, paired_ior
+from vidistill.evaluate.paired import attach_ior, format_ior, paired_ior, partner_key
 from vidistill.integrity import file_sha256
 from vidistill.synthesize.history import block_means
 
@@ -147,7 +147,7 @@ def _markdown(rows: list[dict], args) -> str:
         "| held-out L_M |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    random_of = {_partner(r): r for r in rows if r.get("method") == "random"}
+    random_of = {partner_key(r): r for r in rows if r.get("method") == "random"}
     for r in rows:
         synth_s = r.get("synth_seconds")
         synth_m = r.get("synth_peak_rss_mb")
@@ -158,7 +158,7 @@ def _markdown(rows: list[dict], args) -> str:
             f"{r.get('synth_iterations') or '–'} | {_fmt(_mean_moved(r['per_run']), 1)} | "
             f"{'–' if synth_s is None else f'{synth_s:.0f}'} | "
             f"{'–' if synth_m is None else f'{synth_m:.0f}'} | {r['seconds']:.0f} | "
-            f"{r['diverged_runs']} | {_ior_neither_diverged(r, random_of.get(_partner(r)))} | "
+            f"{r['diverged_runs']} | {_ior_neither_diverged(r, random_of.get(partner_key(r)))} | "
             f"{_fmt(r.get('heldout_matching'))} |"
         )
     return (
@@ -168,12 +168,6 @@ def _markdown(rows: list[dict], args) -> str:
         + _contrasts_markdown(rows, args)
         + _ablation_markdown(rows, args)
     )
-
-
-def _partner(row: dict) -> tuple:
-    """What pairs a row with its Random (as ``attach_ior`` pairs them): VPC and recipe —
-    ``idtd+τ`` with ``random+τ``, every other row with ``random``."""
-    return row["vpc"], json.dumps(row.get("recipe"), sort_keys=True)
 
 
 def _ior_neither_diverged(row: dict, random_row: dict | None) -> str:

@@ -81,7 +81,8 @@ def paired_ior(row: dict[str, Any], random_row: dict[str, Any], metric: str = "t
     }
 
 
-def _partner_key(row: dict[str, Any]) -> tuple:
+def partner_key(row: dict[str, Any]) -> tuple:
+    """What pairs a row with its ``random`` row: same dataset, pool, VPC and recipe."""
     return tuple(
         json.dumps(row.get(k), sort_keys=True) for k in ("dataset", "pool", "vpc", "recipe")
     )
@@ -92,7 +93,7 @@ def attach_ior(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     A row that lost its partner (or has no pool) has stale IOR fields removed."""
     partners = {
-        _partner_key(r): r
+        partner_key(r): r
         for r in rows
         if r.get("method") == "random" and r.get("pool") is not None and r.get("vpc") is not None
     }
@@ -101,7 +102,7 @@ def attach_ior(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r.pop(k, None)
         if r.get("method") == "random" or r.get("pool") is None or r.get("vpc") is None:
             continue
-        partner = partners.get(_partner_key(r))
+        partner = partners.get(partner_key(r))
         if partner is None:
             continue
         try:
@@ -127,8 +128,8 @@ def find_random_partner(
     rows: Sequence[dict[str, Any]], dataset: str, pool: str, vpc: int, recipe: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The ``random`` row ``attach_ior`` would pair a (dataset, pool, vpc, recipe) row with."""
-    key = _partner_key({"dataset": dataset, "pool": pool, "vpc": vpc, "recipe": recipe})
-    found = [r for r in rows if r.get("method") == "random" and _partner_key(r) == key]
+    key = partner_key({"dataset": dataset, "pool": pool, "vpc": vpc, "recipe": recipe})
+    found = [r for r in rows if r.get("method") == "random" and partner_key(r) == key]
     return found[-1] if found else None  # attach_ior's dict keeps the last one too
 
 
