@@ -146,8 +146,8 @@ def probe_row(row: dict, store: ClipStore, net: torch.nn.Module) -> dict | None:
 
 
 def sets_of(row: dict) -> list:
-    """What a probe of ``row`` depends on: its set folders, or Random's seeds."""
-    return list(row.get("synth_dirs") or ()) or [f"random seed {s}" for s in row["seeds"]]
+    """What a probe of ``row`` depends on: its set folders, or (real rows) its draws' seeds."""
+    return list(row.get("synth_dirs") or ()) or [f"{row['row']} seed {s}" for s in row["seeds"]]
 
 
 def reusable(path: Path, reference: dict) -> dict[tuple, dict]:
